@@ -1,0 +1,84 @@
+"""The fused ops, one place that knows whether the compiled extension exists.
+
+``pcc_mse`` and ``nn_ref`` run the compiled kernels (``cae_fast._C``: C++ on CPU, CUDA on GPU)
+when the extension loaded, else their pure-PyTorch twins in ``reference``. The choice is made
+once, at import, and said once; ``backend()`` reports it. ``CAE_FAST_BACKEND=reference`` forces
+the reference path (used by the tests that compare the two).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+from cae_fast.ops import reference
+from cae_fast.ops._checks import check_nn_ref, check_pcc_mse
+
+__all__ = ["backend", "load_error", "nn_ref", "pcc_mse", "reference"]
+
+
+def _load() -> tuple[bool, str | None]:
+    if os.environ.get("CAE_FAST_BACKEND", "").strip().lower() == "reference":
+        return False, "CAE_FAST_BACKEND=reference"
+    try:
+        from cae_fast import _C  # noqa: F401  (loading the .so registers torch.ops.cae_fast)
+    except ImportError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    from cae_fast.ops import _register  # noqa: F401  (fake impls + autograd)
+
+    return True, None
+
+
+_COMPILED, _LOAD_ERROR = _load()
+if not _COMPILED and _LOAD_ERROR != "CAE_FAST_BACKEND=reference":
+    warnings.warn(
+        "cae_fast: compiled ops unavailable, using the pure-PyTorch reference ops "
+        f"(slower, same results). Reason: {_LOAD_ERROR}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def backend() -> str:
+    """Which implementation runs: 'compiled-cuda' (CPU and CUDA kernels), 'compiled-cpu', or 'reference'."""
+    if not _COMPILED:
+        return "reference"
+    has_cuda = torch._C._dispatch_has_kernel_for_dispatch_key("cae_fast::pcc_mse", "CUDA")
+    return "compiled-cuda" if has_cuda else "compiled-cpu"
+
+
+def load_error() -> str | None:
+    """Why the compiled extension is not used, or None when it is."""
+    return _LOAD_ERROR
+
+
+def pcc_mse(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image PCC and MSE of ``x`` against ``y`` (shape ``[B, ...]``), one read of each.
+
+    Returns float32 ``(pcc[B], mse[B])`` (float64 for float64 input). Sums are float64 around a
+    per-image pivot, so nearly constant images stay accurate. An image with zero variance (in x
+    or y) has PCC ``reference.PCC_OF_CONSTANT`` (0.0), never NaN. Not differentiable.
+    """
+    if not _COMPILED:
+        return reference.pcc_mse(x, y)
+    check_pcc_mse(x, y)
+    return torch.ops.cae_fast.pcc_mse(x, y)
+
+
+def nn_ref(
+    z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest neighbour of each latent ``z[B, D]`` in ``h_ref[M, D]``: ``(dist2[B], idx[B])``.
+
+    ``dist2`` is the squared L2 distance (differentiable in ``z``: ``d dist2/dz = 2(z - h_ref[idx])``);
+    ``idx`` the row of ``h_ref`` (int64, ties -> lowest index). ``exclude[i] >= 0`` names a row
+    that ``z[i]`` may not match, so a frame that is also in H_ref does not match itself.
+    ``h_ref`` never receives a gradient: H_ref is encoded without grad by design. The search is
+    tiled over M, so the B x M matrix is never materialised.
+    """
+    if not _COMPILED:
+        return reference.nn_ref(z, h_ref, exclude)
+    check_nn_ref(z, h_ref, exclude)
+    return torch.ops.cae_fast.nn_ref(z, h_ref.detach(), exclude)

@@ -1,0 +1,49 @@
+"""Argument checks shared by the compiled and reference paths, so both fail with the same
+one-line message instead of an error from deep inside a kernel."""
+
+from __future__ import annotations
+
+import torch
+
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_pcc_mse(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.shape != y.shape:
+        raise ValueError(f"pcc_mse: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dim() < 2:
+        raise ValueError(f"pcc_mse: expected [B, ...] with at least 2 dims, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x[0].numel() == 0:
+        raise ValueError(f"pcc_mse: empty input of shape {tuple(x.shape)}")
+    for name, t in (("x", x), ("y", y)):
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"pcc_mse: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
+    if x.dtype != y.dtype:
+        raise TypeError(f"pcc_mse: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"pcc_mse: x and y are on different devices ({x.device}, {y.device})")
+
+
+def check_nn_ref(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None) -> None:
+    if z.dim() != 2 or h_ref.dim() != 2:
+        raise ValueError(
+            f"nn_ref: expected z [B, D] and h_ref [M, D], got {tuple(z.shape)} and {tuple(h_ref.shape)}"
+        )
+    if z.shape[1] != h_ref.shape[1]:
+        raise ValueError(f"nn_ref: latent sizes differ: z has D={z.shape[1]}, h_ref has D={h_ref.shape[1]}")
+    if h_ref.shape[0] == 0:
+        raise ValueError("nn_ref: h_ref is empty (M = 0)")
+    for name, t in (("z", z), ("h_ref", h_ref)):
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"nn_ref: {name} must be a floating tensor, got {t.dtype}")
+    if z.dtype != h_ref.dtype:
+        raise TypeError(f"nn_ref: z and h_ref must have the same dtype, got {z.dtype} and {h_ref.dtype}")
+    if z.device != h_ref.device:
+        raise ValueError(f"nn_ref: z and h_ref are on different devices ({z.device}, {h_ref.device})")
+    if exclude is not None:
+        if exclude.dtype != torch.int64 or exclude.shape != (z.shape[0],):
+            raise ValueError(
+                f"nn_ref: exclude must be int64 of shape ({z.shape[0]},), got {exclude.dtype} {tuple(exclude.shape)}"
+            )
+        if exclude.device != z.device:
+            raise ValueError("nn_ref: exclude is on a different device than z")

@@ -1,0 +1,81 @@
+"""Pure-PyTorch twins of the fused ops: the fallback when no compiled op is available, and the
+oracle the compiled ops are tested against. Same signatures, same conventions, same results."""
+
+from __future__ import annotations
+
+import torch
+
+from cae_fast.ops._checks import check_nn_ref, check_pcc_mse
+
+# Zero-variance images get this PCC instead of NaN (csrc/common/moments.h: kPccOfConstant).
+PCC_OF_CONSTANT = 0.0
+
+# Rows of the B x M distance matrix materialised at once; keeps memory bounded for large M.
+_NN_TILE_ELEMS = 1 << 24
+
+
+def _out_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def pcc_mse(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image Pearson correlation and mean squared error of ``x`` against ``y``.
+
+    ``x, y``: same shape ``[B, ...]``, floating point. Returns ``(pcc[B], mse[B])`` in float32
+    (float64 for float64 input). Sums run in float64 around a per-image pivot, as the fused op.
+    """
+    check_pcc_mse(x, y)
+    b = x.shape[0]
+    xd = x.reshape(b, -1).to(torch.float64)
+    yd = y.reshape(b, -1).to(torch.float64)
+    mse = (xd - yd).pow(2).mean(1)
+    xc = xd - xd.mean(1, keepdim=True)
+    yc = yd - yd.mean(1, keepdim=True)
+    vx = xc.pow(2).sum(1)
+    vy = yc.pow(2).sum(1)
+    ok = (vx > 0) & (vy > 0)
+    pcc = (xc * yc).sum(1) / torch.sqrt(torch.where(ok, vx * vy, torch.ones_like(vx)))
+    pcc = torch.where(ok, pcc.clamp(-1.0, 1.0), torch.full_like(pcc, PCC_OF_CONSTANT))
+    out = _out_dtype(x.dtype)
+    return pcc.to(out), mse.to(out)
+
+
+def nn_ref(
+    z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared L2 distance from each row of ``z`` to its nearest row of ``h_ref``, and its index.
+
+    Ties go to the lowest index; ``exclude[i] >= 0`` forbids row ``exclude[i]`` for ``z[i]``.
+    Differentiable in ``z`` only: ``h_ref`` is detached, as H_ref is encoded without grad.
+    The search is tiled over ``h_ref`` so memory stays bounded for large M.
+    """
+    check_nn_ref(z, h_ref, exclude)
+    h = h_ref.detach()
+    b, m = z.shape[0], h.shape[0]
+    tile = max(1, _NN_TILE_ELEMS // max(b, 1))
+    best = torch.full((b,), float("inf"), dtype=torch.float64, device=z.device)
+    idx = torch.zeros(b, dtype=torch.int64, device=z.device)
+    rows = torch.arange(b, device=z.device)
+    with torch.no_grad():
+        zd = z.detach().to(torch.float64)
+        for start in range(0, m, tile):
+            hd = h[start : start + tile].to(torch.float64)
+            d2 = torch.cdist(zd, hd).pow(2)
+            if exclude is not None:
+                local = exclude - start
+                hit = (local >= 0) & (local < hd.shape[0])
+                d2[rows[hit], local[hit]] = float("inf")
+            val, arg = d2.min(1)  # min returns the first minimum: lowest index on ties
+            better = val < best
+            best = torch.where(better, val, best)
+            idx = torch.where(better, arg + start, idx)
+    diff = z - h[idx].to(z.dtype)
+    dist2 = diff.pow(2).sum(1)
+    return dist2, idx
+
+
+def nn_ref_backward(
+    grad_dist2: torch.Tensor, z: torch.Tensor, h_ref: torch.Tensor, idx: torch.Tensor
+) -> torch.Tensor:
+    """Gradient of ``nn_ref``'s distances with respect to ``z``: ``2 g (z - h_ref[idx])``."""
+    return 2.0 * grad_dist2.unsqueeze(1) * (z - h_ref[idx].to(z.dtype))
