@@ -47,3 +47,5 @@ def check_nn_ref(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | N
             )
         if exclude.device != z.device:
             raise ValueError("nn_ref: exclude is on a different device than z")
+        if h_ref.shape[0] < 2:
+            raise ValueError("nn_ref: exclude needs h_ref with at least 2 rows (M = 1 leaves no admissible match)")
