@@ -13,7 +13,7 @@ IMPLS = {"dispatch": ops.pcc_mse, "reference": reference.pcc_mse}
 def _numpy_pcc_mse(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     xs = x.double().reshape(x.shape[0], -1).numpy()
     ys = y.double().reshape(y.shape[0], -1).numpy()
-    pcc = np.array([np.corrcoef(a, b)[0, 1] for a, b in zip(xs, ys)])
+    pcc = np.array([np.corrcoef(a, b)[0, 1] for a, b in zip(xs, ys, strict=True)])
     mse = ((xs - ys) ** 2).mean(1)
     return pcc, mse
 
@@ -47,8 +47,10 @@ def test_nearly_constant_images_stay_accurate(pcc_mse):
     xf, yf = x.reshape(4, -1), y.reshape(4, -1)
     n = xf.shape[1]
     naive = (xf * yf).sum(1) / n - xf.mean(1) * yf.mean(1)
-    naive = naive / torch.sqrt((xf * xf).sum(1) / n - xf.mean(1) ** 2) / torch.sqrt(
-        (yf * yf).sum(1) / n - yf.mean(1) ** 2
+    naive = (
+        naive
+        / torch.sqrt((xf * xf).sum(1) / n - xf.mean(1) ** 2)
+        / torch.sqrt((yf * yf).sum(1) / n - yf.mean(1) ** 2)
     )
     assert not np.allclose(naive.double().numpy(), want_pcc, atol=1e-3)
 

@@ -10,7 +10,9 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 def check_pcc_mse(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape != y.shape:
-        raise ValueError(f"pcc_mse: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"pcc_mse: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if x.dim() < 2:
         raise ValueError(f"pcc_mse: expected [B, ...] with at least 2 dims, got shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x[0].numel() == 0:
@@ -43,9 +45,10 @@ def check_nn_ref(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | N
     if exclude is not None:
         if exclude.dtype != torch.int64 or exclude.shape != (z.shape[0],):
             raise ValueError(
-                f"nn_ref: exclude must be int64 of shape ({z.shape[0]},), got {exclude.dtype} {tuple(exclude.shape)}"
+                f"nn_ref: exclude must be int64 of shape ({z.shape[0]},), "
+                f"got {exclude.dtype} {tuple(exclude.shape)}"
             )
         if exclude.device != z.device:
             raise ValueError("nn_ref: exclude is on a different device than z")
         if h_ref.shape[0] < 2:
-            raise ValueError("nn_ref: exclude needs h_ref with at least 2 rows (M = 1 leaves no admissible match)")
+            raise ValueError("nn_ref: exclude needs h_ref with at least 2 rows (M = 1 leaves no match)")

@@ -44,6 +44,4 @@ def _nn_ref_backward(ctx, grad_dist2, _grad_idx):
     return grad_z, None, None
 
 
-torch.library.register_autograd(
-    "cae_fast::nn_ref", _nn_ref_backward, setup_context=_nn_ref_setup_context
-)
+torch.library.register_autograd("cae_fast::nn_ref", _nn_ref_backward, setup_context=_nn_ref_setup_context)
