@@ -1,0 +1,240 @@
+"""Readers for what ``--data`` may point at: a folder of images, a ``.npy`` array, a ``.npz``
+with ``images`` (and optional ``labels``). Each yields RGB uint8 frames of one size, in frame
+order, one at a time or in small chunks, so memory stays bounded whatever the data size.
+
+Every problem with the input is an ``InputError`` naming the offending path. Inputs are only
+ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cae_fast.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+ARRAY_CHUNK = 64  # frames converted at a time from an array source
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def natural_key(text: str) -> list:
+    """Sort key under which 'f2' < 'f10' (digit runs compare as numbers)."""
+    return [(0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+@dataclass
+class Source:
+    """An opened ``--data`` path: what it holds and how to identify its current contents."""
+
+    path: Path
+    kind: str  # "folder" | "npy" | "npz"
+    files: list[str] = field(default_factory=list)  # folder: relative paths in frame order
+    n: int = 0  # frames before any --skip-bad
+    labels: np.ndarray | None = None
+
+    def fingerprint(self) -> list:
+        """Changes whenever a file the frames come from changes (name, size, mtime)."""
+        targets = [self.path / f for f in self.files] if self.kind == "folder" else [self.path]
+        out = []
+        for t in targets:
+            st = t.stat()
+            out.append([str(t), st.st_size, st.st_mtime_ns])
+        return out
+
+    def frame_name(self, i: int) -> str:
+        """The source path of frame ``i``: the image file, or ``array.npy[i]``."""
+        if self.kind == "folder":
+            return str(self.path / self.files[i])
+        return f"{self.path}[{i}]"
+
+
+def open_source(path: str | os.PathLike[str]) -> Source:
+    """Inspect ``path`` (cheaply: headers and directory listings) and return its ``Source``."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file or directory")
+    if p.is_dir():
+        return _open_folder(p)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return _open_npy(p)
+    if suffix == ".npz":
+        return _open_npz(p)
+    raise InputError(p, "not a folder of images, a .npy or a .npz file")
+
+
+def _open_folder(p: Path) -> Source:
+    try:
+        files = [
+            os.path.relpath(os.path.join(root, name), p)
+            for root, _dirs, names in os.walk(p)
+            for name in names
+            if name.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+    except OSError as exc:
+        raise InputError(p, f"cannot list folder: {exc.strerror or exc}") from None
+    if not files:
+        raise InputError(p, f"folder has no images ({', '.join(IMAGE_EXTENSIONS)}, searched recursively)")
+    files.sort(key=natural_key)
+    return Source(path=p, kind="folder", files=files, n=len(files))
+
+
+def _check_array_header(p: Path, shape: tuple, dtype: np.dtype) -> None:
+    if dtype != np.uint8 and dtype not in _FLOAT_DTYPES:
+        raise InputError(p, f"images have dtype {dtype}; expected uint8, or float with values in [0, 1]")
+    if len(shape) == 3:
+        return
+    if len(shape) == 4 and (shape[3] in (1, 3, 4) or shape[1] in (1, 3, 4)):
+        return
+    raise InputError(
+        p,
+        f"images have shape {shape}; expected (N, H, W, 3), (N, 3, H, W) or (N, H, W) (or 1 or 4 channels)",
+    )
+
+
+def _open_npy(p: Path) -> Source:
+    arr = _load_npy(p)
+    _check_array_header(p, arr.shape, arr.dtype)
+    return Source(path=p, kind="npy", n=int(arr.shape[0]))
+
+
+def _load_npy(p: Path) -> np.ndarray:
+    try:
+        return np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(p, f"cannot read .npy file: {exc}") from None
+
+
+def _open_npz(p: Path) -> Source:
+    with _load_npz(p) as z:
+        if "images" not in z.files:
+            raise InputError(p, f"no 'images' array in .npz (it has: {', '.join(z.files) or 'nothing'})")
+        shape, dtype = _npz_member_header(p, z, "images")
+        _check_array_header(p, shape, dtype)
+        labels = None
+        if "labels" in z.files:
+            labels = _read_labels(p, z["labels"], int(shape[0]))
+    return Source(path=p, kind="npz", n=int(shape[0]), labels=labels)
+
+
+def _load_npz(p: Path) -> np.lib.npyio.NpzFile:
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(p, f"cannot read .npz file: {exc}") from None
+
+
+def _npz_member_header(p: Path, z: np.lib.npyio.NpzFile, key: str) -> tuple[tuple, np.dtype]:
+    """Shape and dtype of a member without decompressing the whole array."""
+    try:
+        with z.zip.open(f"{key}.npy") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _fortran, dtype = np.lib.format._read_array_header(f, version)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(p, f"cannot read '{key}' in .npz: {exc}") from None
+    return tuple(shape), np.dtype(dtype)
+
+
+def _read_labels(p: Path, labels: np.ndarray, n: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise InputError(p, f"'labels' has shape {labels.shape}, expected one label per frame: ({n},)")
+    if not np.isin(labels, (0, 1)).all():
+        raise InputError(p, "'labels' must be 0 (clean) or 1 (dirty)")
+    return labels.astype(np.uint8)
+
+
+def decode_image(path: str | os.PathLike[str], size: int) -> np.ndarray:
+    """Read one image file as RGB uint8 ``(size, size, 3)``. Truncated or unreadable: ``InputError``."""
+    try:
+        with Image.open(path) as im:
+            im.load()  # decodes fully now, so a truncated file fails here, not later
+            rgb = _to_rgb_image(im)
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size), Image.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise InputError(path, f"cannot decode image ({exc})") from None
+
+
+def _to_rgb_image(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("RGBA", "LA", "P", "PA"):
+        # Transparent pixels become black, as they would be on screen over a dark background.
+        rgba = im.convert("RGBA")
+        back = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(back, rgba).convert("RGB")
+    if im.mode.startswith("I;16") or im.mode == "I":
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr * (255.0 / 65535.0) if arr.max() > 255 else arr
+        im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+    return im.convert("RGB")
+
+
+def _array_to_rgb_uint8(p: Path, chunk: np.ndarray, start: int) -> np.ndarray:
+    """(n, H, W[, C]) or (n, C, H, W), uint8 or float in [0, 1] -> (n, H, W, 3) uint8."""
+    if chunk.ndim == 4 and chunk.shape[3] not in (1, 3, 4):
+        chunk = np.moveaxis(chunk, 1, 3)
+    if chunk.ndim == 3:
+        chunk = chunk[..., None]
+    if chunk.dtype != np.uint8:
+        lo, hi = np.nanmin(chunk), np.nanmax(chunk)
+        if np.isnan(chunk).any() or lo < 0 or hi > 1:
+            raise InputError(
+                p,
+                f"float images must have values in [0, 1]; frames {start}..{start + len(chunk) - 1} "
+                f"have min {lo:.4g}, max {hi:.4g}" + (" and NaN" if np.isnan(chunk).any() else ""),
+            )
+        chunk = np.rint(chunk.astype(np.float32) * 255.0).astype(np.uint8)
+    c = chunk.shape[3]
+    if c == 1:
+        chunk = np.repeat(chunk, 3, axis=3)
+    elif c == 4:
+        alpha = chunk[..., 3:4].astype(np.float32) / 255.0
+        chunk = np.rint(chunk[..., :3].astype(np.float32) * alpha).astype(np.uint8)
+    return np.ascontiguousarray(chunk)
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    if frame.shape[:2] == (size, size):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def iter_frames(source: Source, size: int, skip_bad: bool = False) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Yield ``(source index, frame)`` in frame order; ``frame`` is None for a skipped bad file."""
+    if source.kind == "folder":
+        for i in range(source.n):
+            try:
+                yield i, decode_image(source.path / source.files[i], size)
+            except InputError:
+                if not skip_bad:
+                    raise
+                yield i, None
+        return
+    if source.kind == "npy":
+        arr = _load_npy(source.path)
+        yield from _iter_array(source.path, arr, size)
+        return
+    with _load_npz(source.path) as z:
+        try:
+            arr = z["images"]  # npz members cannot be memory-mapped: this one array is read whole
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise InputError(source.path, f"cannot read 'images' in .npz: {exc}") from None
+    yield from _iter_array(source.path, arr, size)
+
+
+def _iter_array(p: Path, arr: np.ndarray, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    for start in range(0, arr.shape[0], ARRAY_CHUNK):
+        chunk = _array_to_rgb_uint8(p, np.asarray(arr[start : start + ARRAY_CHUNK]), start)
+        for j, frame in enumerate(chunk):
+            yield start + j, resize_frame(frame, size)

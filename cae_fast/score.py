@@ -1,0 +1,117 @@
+"""Per-frame scores from one pass over the frames and their reconstructions, and the 1-D
+median filter over the frame index that turns them into the paper's ``PCC_med``.
+
+Scores live in a registry: each name maps to a function of ``(x, recon)`` batches that may
+compute several scores at once (``pcc`` and ``mse`` come from one fused ``ops.pcc_mse``), and
+each function runs once per batch however many of its scores are asked for.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from cae_fast import ops
+from cae_fast.config import Config
+from cae_fast.data import FrameDataset, to_float
+from cae_fast.model import CAE
+
+BatchScorer = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def _pcc_mse(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
+    pcc, mse = ops.pcc_mse(x, recon)
+    return {"pcc": pcc, "mse": mse}
+
+
+SCORERS: dict[str, BatchScorer] = {"pcc": _pcc_mse, "mse": _pcc_mse}
+# +1: a higher score means a cleaner frame; -1: a higher score means a dirtier one.
+DIRECTION: dict[str, int] = {"pcc": +1, "mse": -1}
+
+
+@torch.no_grad()
+def score_frames(
+    model: CAE, images: np.ndarray, cfg: Config, device: torch.device, names: tuple[str, ...] = ("pcc", "mse")
+) -> dict[str, np.ndarray]:
+    """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``."""
+    unknown = [n for n in names if n not in SCORERS]
+    if unknown:
+        raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORERS)}")
+    scorers = list(dict.fromkeys(SCORERS[n] for n in names))  # each distinct pass once, in order
+    model.eval()
+    dataset = FrameDataset(images)
+    n = images.shape[0]
+    out = {name: np.empty(n, dtype=np.float32) for name in names}
+    for start in range(0, n, cfg.score_batch):
+        stop = min(start + cfg.score_batch, n)
+        x = to_float(dataset.__getitems__(list(range(start, stop))), device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            recon = model(x)[0]
+        recon = recon.float()  # scores are measured in float32 whatever the network ran in
+        for scorer in scorers:
+            for name, values in scorer(x, recon).items():
+                if name in out:
+                    out[name][start:stop] = values.float().cpu().numpy()
+    return out
+
+
+# scipy.ndimage mode -> numpy.pad mode giving the same extension of the signal past its ends.
+_PAD_MODES = {
+    "reflect": "symmetric",
+    "mirror": "reflect",
+    "nearest": "edge",
+    "wrap": "wrap",
+    "constant": "constant",
+}
+MEDIAN_MODES = tuple(_PAD_MODES)
+_MEDIAN_ROWS = 1 << 16  # windows materialised at once: bounds memory to _MEDIAN_ROWS * k values
+
+
+def effective_k(n: int, k: int) -> int:
+    """The median filter length used for ``n`` frames: ``k``, or when ``n < k`` the largest odd
+    number <= ``n`` (with a warning), so every window holds at most each frame once per side."""
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"median filter length must be a positive odd number, got {k}")
+    if n >= k:
+        return k
+    shrunk = n if n % 2 else n - 1
+    warnings.warn(
+        f"only {n} frames, fewer than the median filter length {k}: using k = {shrunk} instead",
+        UserWarning,
+        stacklevel=2,
+    )
+    return shrunk
+
+
+def median_filter_1d(x: np.ndarray, k: int, mode: str = "reflect", cval: float = 0.0) -> np.ndarray:
+    """Running median of length ``k`` (odd) over a 1-D signal, centred on each sample.
+
+    Equal to ``scipy.ndimage.median_filter(x, size=k, mode=mode, cval=cval)``. Edges follow
+    scipy's modes: 'reflect' (d c b a | a b c d | d c b a, the default), 'mirror'
+    (d c b | a b c d | c b a), 'nearest' (a a a | a b c d | d d d), 'wrap', 'constant' (cval).
+    ``k`` must not exceed ``len(x)`` (see ``effective_k``). Returns the input's dtype.
+    """
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"median_filter_1d expects a 1-D signal, got shape {x.shape}")
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"median filter length must be a positive odd number, got {k}")
+    if mode not in _PAD_MODES:
+        raise ValueError(f"unknown median filter mode {mode!r}; known: {', '.join(MEDIAN_MODES)}")
+    if k > len(x):
+        raise ValueError(f"median filter length {k} exceeds the signal length {len(x)}")
+    if k == 1:
+        return x.copy()
+    half = k // 2
+    kwargs = {"constant_values": cval} if mode == "constant" else {}
+    padded = np.pad(x, half, mode=_PAD_MODES[mode], **kwargs)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, k)
+    out = np.empty_like(x)
+    for start in range(0, len(x), _MEDIAN_ROWS):
+        # k is odd, so the median is one of the window's values: partition finds it exactly.
+        block = np.partition(windows[start : start + _MEDIAN_ROWS], half, axis=1)
+        out[start : start + _MEDIAN_ROWS] = block[:, half]
+    return out
