@@ -25,7 +25,7 @@ def make_frames(n: int = TINY_FRAMES, size: int = TINY_SIZE, seed: int = 0) -> t
         frames[i] = np.stack([base, base * 0.9, 1 - base], -1)
     labels = np.zeros(n, np.uint8)
     labels[30:36] = 1
-    for i in range(30, 36):
+    for i in range(30, min(36, n)):
         cy, cx = rng.integers(4, size - 4, 2)
         frames[i, cy - 3 : cy + 3, cx - 3 : cx + 3] = 1.0
     frames += rng.normal(0, 0.01, frames.shape).astype(np.float32)

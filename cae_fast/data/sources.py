@@ -137,7 +137,12 @@ def _npz_member_header(p: Path, z: np.lib.npyio.NpzFile, key: str) -> tuple[tupl
     try:
         with z.zip.open(f"{key}.npy") as f:
             version = np.lib.format.read_magic(f)
-            shape, _fortran, dtype = np.lib.format._read_array_header(f, version)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _fortran, dtype = read(f)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         raise InputError(p, f"cannot read '{key}' in .npz: {exc}") from None
     return tuple(shape), np.dtype(dtype)

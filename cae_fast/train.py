@@ -1,0 +1,227 @@
+"""The training loop: ``L = L_rec + lambda * L_ref`` with H_ref rebuilt at every epoch start.
+
+Determinism: the weights come from ``torch.manual_seed(seed)``; the per-epoch shuffle and the
+H_ref draw come from one seeded ``torch.Generator``. Both RNG states, the model, the optimiser
+and the epoch go into the checkpoint written (atomically) at every epoch end, so on CPU a run
+resumed from epoch k reaches bit-identical weights to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cae_fast.config import Config
+from cae_fast.data import FrameDataset, collate_batch, to_float
+from cae_fast.errors import InputError
+from cae_fast.losses import rec_loss, ref_loss
+from cae_fast.model import CAE
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "train_log.jsonl"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class EpochStats:
+    epoch: int  # 1-based
+    l_rec: float
+    l_ref: float
+    loss: float
+    mean_z_norm: float  # watch it: L_ref can be satisfied by shrinking every latent
+    frames_per_s: float
+    seconds: float
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", f"{name} requested but CUDA is not available")
+    return device
+
+
+def _workers(cfg: Config, device: torch.device) -> int:
+    if cfg.workers is not None:
+        return cfg.workers
+    # On CPU the decode is a memmap slice and the cores are better spent on the convolutions.
+    return min(4, max(0, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
+
+
+def _loader(images: np.ndarray, batches: list[list[int]], workers: int, device: torch.device):
+    return torch.utils.data.DataLoader(
+        FrameDataset(images),
+        batch_sampler=batches,
+        collate_fn=collate_batch,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _autocast(cfg: Config, device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+
+
+@torch.no_grad()
+def encode_frames(model: CAE, images: np.ndarray, indices: torch.Tensor, cfg: Config, device: torch.device):
+    """Latents of ``images[indices]`` in eval mode, float32 ``[len(indices), latent_dim]``."""
+    was_training = model.training
+    model.eval()
+    dataset = FrameDataset(images)
+    out = []
+    for chunk in indices.split(cfg.score_batch):
+        with _autocast(cfg, device):
+            out.append(model.encode(to_float(dataset.__getitems__(chunk.tolist()), device)).float())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> tuple[CAE, list[EpochStats]]:
+    """Train a CAE on uint8 ``images`` ``(N, S, S, 3)``; checkpoints and log go to ``run_dir``."""
+    run_dir = Path(run_dir)
+    device = pick_device(cfg.device)
+    n = images.shape[0]
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = CAE(cfg.image_size, cfg.latent_dim, tuple(cfg.channels)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start = 0
+    if cfg.resume:
+        start = _restore(cfg.resume, model, opt, gen)
+    _trim_log(run_dir / LOG_NAME, start)
+    loss_fn = rec_loss(cfg.rec_loss)
+    workers = _workers(cfg, device)
+    m_ref = min(cfg.m_ref, n)
+    history: list[EpochStats] = []
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        ref_rows = torch.randperm(n, generator=gen)[:m_ref].sort().values
+        h_ref = encode_frames(model, images, ref_rows, cfg, device)
+        exclude_of = torch.full((n,), -1, dtype=torch.int64)
+        if cfg.ref_exclude_self:
+            exclude_of[ref_rows] = torch.arange(m_ref)
+        order = torch.randperm(n, generator=gen)
+        batches = [b.tolist() for b in order.split(cfg.batch_size)]
+        model.train()
+        sums = torch.zeros(3, dtype=torch.float64)  # l_rec, l_ref, ||z||, each summed over frames
+        bar = tqdm(
+            total=n,
+            unit="frame",
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not cfg.progress,
+            leave=True,
+            dynamic_ncols=True,
+        )
+        done = 0
+        for idx, batch in zip(batches, _loader(images, batches, workers, device), strict=True):
+            x = to_float(batch, device)
+            with _autocast(cfg, device):
+                recon, z = model(x)
+            l_rec = loss_fn(recon, x)
+            exclude = exclude_of[idx].to(device) if cfg.ref_exclude_self else None
+            l_ref = ref_loss(z, h_ref, exclude)
+            loss = l_rec + cfg.lambda_ref * l_ref
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            b = len(idx)
+            sums += torch.tensor(
+                [l_rec.item() * b, l_ref.item() * b, z.detach().float().norm(dim=1).sum().item()]
+            )
+            done += b
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(
+                L_rec=f"{sums[0] / done:.4g}", L_ref=f"{sums[1] / done:.4g}", fps=f"{rate:.0f}", refresh=False
+            )
+            bar.update(b)
+        bar.close()
+        seconds = time.perf_counter() - t0
+        mean = (sums / n).tolist()
+        stats = EpochStats(
+            epoch + 1, mean[0], mean[1], mean[0] + cfg.lambda_ref * mean[1], mean[2], n / seconds, seconds
+        )
+        history.append(stats)
+        with open(run_dir / LOG_NAME, "a") as f:
+            f.write(json.dumps(asdict(stats)) + "\n")
+        save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg)
+    model.eval()
+    return model, history
+
+
+def save_checkpoint(
+    path: Path, model: CAE, opt: torch.optim.Optimizer, epoch: int, gen: torch.Generator, cfg: Config
+) -> None:
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "hparams": model.hparams(),
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state()},
+        "config": cfg.to_json(),
+    }
+    if torch.cuda.is_available():
+        state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a reader sees the old checkpoint or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict:
+    """Read a checkpoint onto the CPU; a missing or foreign file is an ``InputError``."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "no such checkpoint file")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise InputError(p, f"cannot read checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(p, "not a cae_fast checkpoint")
+    return state
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
+    """The trained network of a checkpoint, in eval mode (for ``--score-only``)."""
+    state = load_checkpoint(path)
+    h = state["hparams"]
+    model = CAE(h["image_size"], h["latent_dim"], tuple(h["channels"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def _restore(path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
+    state = load_checkpoint(path)
+    if state["hparams"] != model.hparams():
+        raise InputError(
+            path, f"checkpoint network {state['hparams']} differs from this run's {model.hparams()}"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    gen.set_state(state["rng"]["generator"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return int(state["epoch"])
+
+
+def _trim_log(path: Path, keep_epochs: int) -> None:
+    """Keep the log lines of epochs already in the checkpoint (a resumed run rewrites the rest)."""
+    lines = []
+    if keep_epochs and path.exists():
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= keep_epochs]
+    path.write_text("".join(ln + "\n" for ln in lines))

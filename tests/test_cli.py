@@ -1,0 +1,250 @@
+"""The whole job through ``main([...])``: outputs, the published rule, backends, every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST_FLAGS, make_frames
+from PIL import Image
+
+from cae_fast.run import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_ok(args, capsys) -> str:
+    rc = main([*FAST_FLAGS, *args])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    return captured.out
+
+
+def _error(args, capsys) -> str:
+    rc = main([*FAST_FLAGS, *args])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_end_to_end_npz(tmp_path, tiny_npz, capsys):
+    before = tiny_npz.read_bytes()
+    out = _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "run")], capsys)
+    assert "ROC-AUC" in out and "dirty removed" in out and "clean kept" in out
+    assert tiny_npz.read_bytes() == before  # input untouched
+
+    run = tmp_path / "run"
+    with np.load(run / "filter_result.npz", allow_pickle=False) as r:
+        res = {k: r[k] for k in r.files}
+    n = 48
+    for key, dtype in [("pcc", np.float32), ("pcc_med", np.float32), ("mse", np.float32), ("index", np.int64),
+                       ("is_clean", np.bool_), ("labels", np.uint8)]:  # fmt: skip
+        assert res[key].shape == (n,) and res[key].dtype == dtype, key
+    assert res["delta"].shape == () and res["delta"].dtype == np.float64
+    assert "paths" not in res  # array input: no per-frame files
+    np.testing.assert_array_equal(res["index"], np.arange(n))
+    # The published rule, applied to what was saved.
+    assert float(res["delta"]) == pytest.approx(float(np.median(res["pcc_med"])) - 0.05)
+    np.testing.assert_array_equal(res["is_clean"], res["pcc_med"] >= res["delta"])
+    assert np.all(np.isfinite(res["pcc"])) and np.all(res["mse"] >= 0)
+    meta = json.loads(str(res["config"]))
+    assert meta["config"]["median_k"] == 5 and meta["config"]["image_size"] == 32
+
+    kept = (run / "kept.txt").read_text().splitlines()
+    removed = (run / "removed.txt").read_text().splitlines()
+    assert len(kept) == res["is_clean"].sum() and len(kept) + len(removed) == n
+    assert kept[0].endswith("tiny.npz[0]") or removed[0].endswith("tiny.npz[0]")
+    log = [json.loads(ln) for ln in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1] and {"l_rec", "l_ref", "mean_z_norm", "frames_per_s"} <= set(
+        log[0]
+    )
+    assert (run / "checkpoint.pt").is_file()
+    assert not [p for p in run.iterdir() if ".tmp" in p.name]
+
+
+def test_folder_paths_and_score_only(tmp_path, tiny_folder, capsys):
+    _run_ok(["--data", str(tiny_folder), "--out", str(tmp_path / "a")], capsys)
+    with np.load(tmp_path / "a" / "filter_result.npz") as r:
+        paths = r["paths"].tolist()
+        pcc_trained = r["pcc"]
+    assert paths[:3] == [str(tiny_folder / "a" / f"f{i}.png") for i in range(3)]  # natural order
+    listed = (tmp_path / "a" / "kept.txt").read_text().splitlines()
+    listed += (tmp_path / "a" / "removed.txt").read_text().splitlines()
+    assert sorted(listed) == sorted(paths)
+
+    out = _run_ok(["--data", str(tiny_folder), "--score-only", str(tmp_path / "a" / "checkpoint.pt"),
+                   "--out", str(tmp_path / "b")], capsys)  # fmt: skip
+    assert "no training" in out and "cache reused" in out
+    assert not (tmp_path / "b" / "checkpoint.pt").exists()
+    with np.load(tmp_path / "b" / "filter_result.npz") as r:
+        np.testing.assert_array_equal(r["pcc"], pcc_trained)
+
+
+def test_backends_give_the_same_filter_result(tmp_path, tiny_npz):
+    """Subprocesses, because the backend is chosen once at import. Without the compiled extension
+    both runs use the reference ops; the test still runs the pipeline twice and compares."""
+    results = {}
+    for name, extra in (("default", {}), ("reference", {"CAE_FAST_BACKEND": "reference"})):
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            **extra,
+        }
+        env.pop("CAE_FAST_BACKEND", None) if name == "default" else None
+        out_dir = tmp_path / name
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cae_fast.run",
+                *FAST_FLAGS,
+                "--data",
+                str(tiny_npz),
+                "--out",
+                str(out_dir),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        with np.load(out_dir / "filter_result.npz") as r:
+            results[name] = {k: r[k] for k in ("pcc", "pcc_med", "delta", "is_clean")}
+            results[name]["backend"] = json.loads(str(r["config"]))["ops_backend"]
+    a, b = results["default"], results["reference"]
+    assert b["backend"] == "reference"
+    np.testing.assert_allclose(a["pcc"], b["pcc"], atol=1e-5)
+    np.testing.assert_allclose(a["delta"], b["delta"], atol=1e-5)
+    np.testing.assert_array_equal(a["is_clean"], b["is_clean"])
+
+
+def test_demo_path_uses_builtin_synthetic_data(tmp_path, monkeypatch, capsys):
+    """No --data: the synthetic generator's frames and labels flow through (generator stubbed here)."""
+    images, labels = make_frames(64)
+    fake = types.ModuleType("cae_fast.data.synth")
+    fake.SynthSpec = lambda **kw: types.SimpleNamespace(**kw)
+    fake.generate = lambda spec: types.SimpleNamespace(images=images[: spec.n_frames], labels=labels)
+    monkeypatch.setitem(sys.modules, "cae_fast.data.synth", fake)
+    out = _run_ok(["--demo-frames", "64", "--out", str(tmp_path / "demo")], capsys)
+    assert "synthetic" in out and "ROC-AUC" in out
+    with np.load(tmp_path / "demo" / "filter_result.npz") as r:
+        np.testing.assert_array_equal(r["labels"], labels)
+
+
+def test_help_shows_paper_defaults(capsys):
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    paper = [("--lr", "0.0005"), ("--batch-size", "32"), ("--median-k", "101"), ("--delta-margin", "0.05"),
+             ("--lambda-ref", "1.0"), ("--latent-dim", "256")]  # fmt: skip
+    for flag, default in paper:
+        assert flag in text and f"default: {default}" in text
+    assert "paper: 100" in text and "paper: 1024" in text and "paper: 224" in text
+
+
+def test_median_k_larger_than_data_warns_and_shrinks(tmp_path, tiny_npz, capsys):
+    rc = main([*FAST_FLAGS, "--data", str(tiny_npz), "--out", str(tmp_path / "r"), "--median-k", "101"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "warning: only 48 frames" in err and "k = 47" in err
+    with np.load(tmp_path / "r" / "filter_result.npz") as r:
+        assert json.loads(str(r["config"]))["median_k_used"] == 47
+
+
+# ---- bad input: one line "error: <path>: <problem>", exit code 2 ----------------------------------
+
+
+def test_missing_path(tmp_path, capsys):
+    line = _error(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
+    assert str(tmp_path / "nope") in line and "no such file" in line
+
+
+def test_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    line = _error(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], capsys)
+    assert "empty" in line and "no images" in line
+
+
+def test_truncated_image_and_skip_bad(tmp_path, tiny_folder, capsys):
+    bad = tiny_folder / "a" / "f3.png"
+    bad.write_bytes(bad.read_bytes()[:200])
+    line = _error(["--data", str(tiny_folder), "--out", str(tmp_path / "o")], capsys)
+    assert str(bad) in line and "cannot decode" in line
+    _run_ok(["--data", str(tiny_folder), "--out", str(tmp_path / "s"), "--skip-bad"], capsys)
+    with np.load(tmp_path / "s" / "filter_result.npz") as r:
+        assert r["skipped_paths"].tolist() == [str(bad)] and len(r["pcc"]) == 47
+        assert str(bad) not in r["paths"].tolist()
+
+
+def test_unreadable_image(tmp_path, tiny_folder, capsys):
+    (tiny_folder / "a" / "f0.png").write_bytes(b"this is not a png")
+    line = _error(["--data", str(tiny_folder), "--out", str(tmp_path / "o")], capsys)
+    assert "f0.png" in line and "cannot decode" in line
+
+
+@pytest.mark.parametrize(
+    "array,problem",
+    [
+        (np.zeros((4, 8), np.uint8), "shape"),
+        (np.zeros((48, 32, 32, 3), np.int32), "dtype"),
+        (np.full((48, 32, 32, 3), 1.5, np.float32), "[0, 1]"),
+        (np.full((48, 32, 32, 3), -0.1, np.float32), "[0, 1]"),
+    ],
+)
+def test_bad_npy(tmp_path, capsys, array, problem):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    line = _error(["--data", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert str(path) in line and problem in line
+
+
+def test_npz_without_images(tmp_path, capsys):
+    path = tmp_path / "x.npz"
+    np.savez(path, frames=np.zeros((48, 32, 32, 3), np.uint8))
+    line = _error(["--data", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert str(path) in line and "'images'" in line and "frames" in line
+
+
+def test_labels_of_wrong_length(tmp_path, tiny_frames, capsys):
+    images, labels = tiny_frames
+    path = tmp_path / "x.npz"
+    np.savez(path, images=images, labels=labels[:-3])
+    line = _error(["--data", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert str(path) in line and "labels" in line and "48" in line
+
+
+def test_output_not_writable(tmp_path, tiny_npz, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")  # root ignores permission bits; a file in the way stops anyone
+    line = _error(["--data", str(tiny_npz), "--out", str(blocker / "run")], capsys)
+    assert str(blocker / "run") in line and "not writable" in line
+
+
+def test_image_size_not_valid(tmp_path, tiny_npz, capsys):
+    line = _error(["--data", str(tiny_npz), "--out", str(tmp_path / "o"), "--image-size", "40"], capsys)
+    assert "--image-size" in line and "multiple of 16" in line and "32" in line and "48" in line
+
+
+def test_fewer_frames_than_a_batch(tmp_path, capsys):
+    path = tmp_path / "few.npz"
+    np.savez(path, images=make_frames(5)[0])
+    line = _error(["--data", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert str(path) in line and "fewer than one batch" in line
+
+
+def test_not_a_data_file_and_bad_checkpoint(tmp_path, tiny_npz, capsys):
+    img = tmp_path / "one.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    assert "not a folder" in _error(["--data", str(img), "--out", str(tmp_path / "o")], capsys)
+    ckpt = tmp_path / "junk.pt"
+    ckpt.write_bytes(b"junk")
+    line = _error(["--data", str(tiny_npz), "--score-only", str(ckpt), "--out", str(tmp_path / "o")], capsys)
+    assert str(ckpt) in line and "checkpoint" in line
