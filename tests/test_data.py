@@ -1,0 +1,142 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cae_fast.data.sources as sources
+from cae_fast.config import Config
+from cae_fast.data import FrameDataset, load_frames, to_float
+from cae_fast.data.cache import load_or_build
+from cae_fast.data.sources import decode_image, natural_key, open_source
+from cae_fast.errors import InputError
+
+
+def test_natural_sort():
+    names = ["f10.png", "f2.png", "a/f1.png", "f1.png", "b/x.png"]
+    assert sorted(names, key=natural_key) == ["a/f1.png", "b/x.png", "f1.png", "f2.png", "f10.png"]
+
+
+def test_folder_is_recursive_and_naturally_sorted(tiny_folder, tmp_path):
+    (tiny_folder / "a" / "readme.txt").write_text("ignored")
+    src = open_source(tiny_folder)
+    assert src.kind == "folder" and src.n == 48
+    assert src.files[:3] == ["a/f0.png", "a/f1.png", "a/f2.png"] and src.files[24] == "b/f24.png"
+    frames = load_frames(Config(data=str(tiny_folder), image_size=32, out=str(tmp_path / "o")))
+    np.testing.assert_array_equal(frames.images[10], np.asarray(Image.open(tiny_folder / "a" / "f10.png")))
+    assert frames.paths[10] == str(tiny_folder / "a" / "f10.png") and frames.labels is None
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
+def test_modes_become_rgb_and_are_resized(tmp_path, mode):
+    arr = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    if mode == "I;16":
+        img = Image.fromarray(arr[..., 0].astype(np.uint16) * 257)  # 16-bit grayscale
+    else:
+        img = img.convert(mode)
+    path = tmp_path / f"x{mode.replace(';', '')}.png"
+    img.save(path)
+    out = decode_image(path, 16)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    if mode == "L":
+        assert (out[..., 0] == out[..., 1]).all()
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw", "nhw", "float", "float_nchw", "rgba"])
+def test_npy_layouts(tmp_path, tiny_frames, layout):
+    images, _ = tiny_frames
+    arr = {
+        "nhwc": images,
+        "nchw": images.transpose(0, 3, 1, 2),
+        "nhw": images[..., 0],
+        "float": images.astype(np.float32) / 255,
+        "float_nchw": (images.astype(np.float64) / 255).transpose(0, 3, 1, 2),
+        "rgba": np.concatenate([images, np.full(images.shape[:3] + (1,), 255, np.uint8)], -1),
+    }[layout]
+    path = tmp_path / "a.npy"
+    np.save(path, arr)
+    frames = load_frames(Config(data=str(path), image_size=32, out=str(tmp_path / "o")))
+    expected = np.repeat(images[..., :1], 3, -1) if layout == "nhw" else images
+    np.testing.assert_array_equal(frames.images, expected)
+    assert frames.names[3] == f"{path}[3]"
+
+
+def test_npy_is_resized(tmp_path, tiny_frames):
+    path = tmp_path / "a.npy"
+    np.save(path, tiny_frames[0])
+    frames = load_frames(Config(data=str(path), image_size=16, out=str(tmp_path / "o")))
+    assert frames.images.shape == (48, 16, 16, 3)
+
+
+def test_cache_reused_without_decoding_and_invalidated_by_mtime(tiny_folder, tmp_path, monkeypatch):
+    cfg = Config(data=str(tiny_folder), image_size=32, out=str(tmp_path / "run1"))
+    first = load_frames(cfg)
+    assert not first.from_cache and isinstance(first.images, np.memmap)
+    cache_dir = tmp_path / ".cae_fast_cache"
+    assert len(list(cache_dir.glob("*.u8"))) == 1 and not list(cache_dir.glob("*tmp*"))
+
+    def no_decode(*a, **k):
+        raise AssertionError("decoded again although the cache is valid")
+
+    monkeypatch.setattr(sources, "decode_image", no_decode)
+    second = load_frames(Config(data=str(tiny_folder), image_size=32, out=str(tmp_path / "run2")))
+    assert second.from_cache
+    np.testing.assert_array_equal(second.images, first.images)
+
+    monkeypatch.undo()
+    target = tiny_folder / "b" / "f30.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(target)
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third = load_frames(cfg)
+    assert not third.from_cache and (third.images[30] == 0).all()
+    assert len(list(cache_dir.glob("*.u8"))) == 1  # the stale entry was dropped
+
+
+def test_cache_key_depends_on_image_size(tiny_folder, tmp_path):
+    src = open_source(tiny_folder)
+    a = load_or_build(src, 32, tmp_path / "c")
+    b = load_or_build(src, 16, tmp_path / "c")
+    assert a.images.shape[1] == 32 and b.images.shape[1] == 16 and not b.reused
+
+
+def test_failed_build_leaves_no_cache_entry(tmp_path, tiny_folder):
+    (tiny_folder / "b" / "f40.png").write_bytes(b"junk")
+    with pytest.raises(InputError, match="cannot decode"):
+        load_or_build(open_source(tiny_folder), 32, tmp_path / "c")
+    assert list((tmp_path / "c").iterdir()) == []
+    built = load_or_build(open_source(tiny_folder), 32, tmp_path / "c", skip_bad=True)
+    assert built.skipped == [open_source(tiny_folder).files.index("b/f40.png")] and len(built.kept) == 47
+
+
+def test_npz_labels_and_input_untouched(tiny_npz, tmp_path):
+    before = (tiny_npz.read_bytes(), tiny_npz.stat().st_mtime_ns)
+    frames = load_frames(Config(data=str(tiny_npz), image_size=32, out=str(tmp_path / "o")))
+    assert frames.labels.dtype == np.uint8 and frames.labels.sum() == 6
+    assert (tiny_npz.read_bytes(), tiny_npz.stat().st_mtime_ns) == before
+
+
+def test_bad_labels_values(tmp_path, tiny_frames):
+    path = tmp_path / "x.npz"
+    np.savez(path, images=tiny_frames[0], labels=np.full(48, 2))
+    with pytest.raises(InputError, match="0 .clean. or 1"):
+        open_source(path)
+
+
+def test_nan_in_float_npy(tmp_path):
+    arr = np.zeros((4, 16, 16, 3), np.float32)
+    arr[2, 0, 0, 0] = np.nan
+    np.save(tmp_path / "n.npy", arr)
+    with pytest.raises(InputError, match="NaN"):
+        load_or_build(open_source(tmp_path / "n.npy"), 16, tmp_path / "c")
+
+
+def test_dataset_batches_and_float_conversion(tiny_frames):
+    images, _ = tiny_frames
+    ds = FrameDataset(images)
+    batch = ds.__getitems__([5, 1, 3])
+    np.testing.assert_array_equal(batch.numpy(), images[[5, 1, 3]])
+    x = to_float(batch, __import__("torch").device("cpu"))
+    assert x.shape == (3, 3, 32, 32) and x.is_contiguous() and float(x.max()) <= 1.0
+    np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), images[5] / 255, atol=1e-6)
