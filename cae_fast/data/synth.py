@@ -226,7 +226,7 @@ def save_montage(data: SynthData, path, n_clean: int = 8, n_dirty: int = 8, scal
 
     size = data.images.shape[1]
     scale = scale or max(1, math.ceil(128 / size))
-    cols = max(n_clean, n_dirty, 1)
+    cols = n_dirty or n_clean or 1  # clean frames wrap onto as many rows as they need
     rows: list[tuple[str, np.ndarray]] = []
     clean = np.flatnonzero(data.kinds < 0)
 

@@ -131,23 +131,33 @@ class Raindrop(Corruption):
 
 
 class Mud(Corruption):
-    """Opaque dark-brown dirt on the lens: soft-edged, irregular splats that stay put."""
+    """Opaque dark-brown dirt on the lens: irregular, soft-edged splats with spatter, fixed in place."""
 
     def __init__(self, spec, size, rng, length):
         super().__init__(spec, size, rng, length)
         n = size
-        rough = fractal_noise(rng, (n, n), 1.2) - 0.5
+        rough = fractal_noise(rng, (n, n), 1.0) - 0.5
         field = np.zeros((n, n), np.float32)
+
+        def blob(x: float, y: float, r: float) -> np.ndarray:
+            return np.exp(-((self.grid_x - x) ** 2 + (self.grid_y - y) ** 2) / (r * r))
+
         for _ in range(int(rng.integers(spec.mud_count[0], spec.mud_count[1] + 1))):
-            cx, cy = rng.uniform(0, n), rng.uniform(0.15 * n, n)
+            cx, cy = rng.uniform(0, n), rng.uniform(0.1 * n, n)  # thrown up from the road: low more often
             r = n * _pick(rng, spec.mud_radius)
-            for _ in range(int(rng.integers(1, 4))):  # a splat is a few overlapping lobes
-                ox, oy = rng.normal(0, 0.5 * r, 2)
-                rr = r * rng.uniform(0.5, 1.0)
-                field += np.exp(-((self.grid_x - cx - ox) ** 2 + (self.grid_y - cy - oy) ** 2) / (rr * rr))
-        # a rough threshold gives blotchy edges; the soft ramp keeps them out of focus
-        self.alpha = np.clip((field + 0.6 * rough - 0.45) * 4.0, 0.0, 1.0) * spec.mud_opacity
-        self.colour = rgb(0.24, 0.17, 0.10) * (0.8 + 0.8 * fractal_noise(rng, (n, n), 1.5))
+            for _ in range(int(rng.integers(2, 6))):  # a splat is a few overlapping lobes
+                ox, oy = rng.normal(0, 0.6 * r, 2)
+                field += blob(cx + ox, cy + oy, r * rng.uniform(0.4, 0.9))
+            for _ in range(int(rng.integers(2, 8))):  # and spatter around it
+                ang, dist = rng.uniform(0, 2 * np.pi), r * rng.uniform(1.2, 2.5)
+                dot = max(r * rng.uniform(0.08, 0.2), 0.7)
+                field += blob(cx + dist * math.cos(ang), cy + dist * math.sin(ang), dot)
+        # a rough threshold gives ragged edges; the ramp keeps them soft (the lens is out of focus)
+        alpha = np.clip((field + 0.9 * rough - 0.5) * 3.0, 0.0, 1.0)
+        self.alpha = alpha * spec.mud_opacity
+        # wet and dark in the middle, drier and lighter at the edges
+        grain = fractal_noise(rng, (n, n), 1.3)
+        self.colour = rgb(0.22, 0.15, 0.08) * (0.7 + 0.6 * grain) + (1 - alpha) * rgb(0.12, 0.1, 0.06)
 
     def apply(self, img, depth, i):
         return img + self.alpha * (self.colour - img)

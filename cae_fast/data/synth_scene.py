@@ -176,7 +176,8 @@ class DrivingScene:
         self.speed = float(np.clip(self.speed + 0.02 * (1.0 - self.speed) + rng.normal(0, 0.01), 0.5, 1.5))
         self.s += self.speed
         if self.curv_hold <= 0:  # a new bend (or straight) every few hundred frames
-            self.curv_goal = 0.0 if rng.random() < 0.35 else rng.uniform(-0.006, 0.006)
+            bend = rng.choice((-1.0, 1.0)) * rng.uniform(0.003, 0.012)  # radius ~80-330 m
+            self.curv_goal = 0.0 if rng.random() < 0.3 else float(bend)
             self.curv_hold = int(rng.integers(150, 600))
         self.curv_hold -= 1
         self.curv += 0.012 * (self.curv_goal - self.curv)
