@@ -44,6 +44,7 @@ class SynthSpec:
     Raindrop (two parts that push reconstruction errors in opposite directions):
       ``drop_count`` drops on the lens at the start of a run (they drift, slide off, new ones land);
       ``drop_radius`` as fractions of the frame size (drawn log-uniformly: many small, few big);
+      ``drop_blur`` the drops' own defocus (Gaussian std, pixels at 64 px): 0 = crisp rims;
       ``wet_blur`` the wet film's Gaussian blur std in pixels at 64 px (scaled with size), 0 = none,
       ~3 = strong; ``haze`` the film's bright veil, 0 = none, 0.5 = strong;
       ``rain_balance`` in [0, 1] trades the parts: 0 = drops only, 1 = film only, 0.5 = both at the
@@ -65,6 +66,7 @@ class SynthSpec:
     sensor_noise: float = 0.012
     drop_count: tuple[int, int] = (10, 22)
     drop_radius: tuple[float, float] = (0.025, 0.085)
+    drop_blur: float = 0.4
     wet_blur: float = 1.2
     haze: float = 0.2
     rain_balance: float = 0.5

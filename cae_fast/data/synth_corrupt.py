@@ -98,10 +98,13 @@ class Raindrop(Corruption):
             out = out + self.haze * (rgb(0.85, 0.87, 0.9) - out)
         if not self.drops:
             return out
-        view = gaussian_blur(out, 1.2 * self.scale)  # drops are out of focus: their view is soft
+        view = gaussian_blur(out, 1.2 * self.scale)  # what a drop shows is far out of focus
+        wet = out.copy()
         for cx, cy, r, _, _, squash in self.drops:
-            self._drop(out, view, cx, cy, r, squash)
-        return out
+            self._drop(wet, view, cx, cy, r, squash)
+        # the drops themselves sit on the lens, nearer than the focus: blurring just the change
+        # they make softens their rims without touching the frame between them
+        return out + gaussian_blur(wet - out, self.spec.drop_blur * self.scale)
 
     def _drop(self, out, view, cx, cy, r, squash) -> None:
         n = self.n
@@ -136,7 +139,8 @@ class Mud(Corruption):
     def __init__(self, spec, size, rng, length):
         super().__init__(spec, size, rng, length)
         n = size
-        rough = fractal_noise(rng, (n, n), 1.0) - 0.5
+        # textures made at 64 px and upsampled, so a splat looks the same at every frame size
+        rough = _upsample(fractal_noise(rng, (64, 64), 1.0)[None], n)[0] - 0.5
         field = np.zeros((n, n), np.float32)
 
         def blob(x: float, y: float, r: float) -> np.ndarray:
@@ -156,7 +160,7 @@ class Mud(Corruption):
         alpha = np.clip((field + 0.9 * rough - 0.5) * 3.0, 0.0, 1.0)
         self.alpha = alpha * spec.mud_opacity
         # wet and dark in the middle, drier and lighter at the edges
-        grain = fractal_noise(rng, (n, n), 1.3)
+        grain = _upsample(fractal_noise(rng, (64, 64), 1.3)[None], n)[0]
         self.colour = rgb(0.22, 0.15, 0.08) * (0.7 + 0.6 * grain) + (1 - alpha) * rgb(0.12, 0.1, 0.06)
 
     def apply(self, img, depth, i):
