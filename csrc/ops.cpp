@@ -14,6 +14,9 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(cae_fast, m) {
   // Per-image Pearson correlation and mean squared error of x against y, one read of each.
   m.def("pcc_mse(Tensor x, Tensor y) -> (Tensor pcc, Tensor mse)");
+  // Per-frame detail statistics of x against y: [B, 5] float64 columns ssim, lap_x, lap_y,
+  // lap_mean_x, lap_r (csrc/common/frame_stats.h). x, y: [B, C, H, W], H, W >= 7.
+  m.def("frame_stats(Tensor x, Tensor y) -> Tensor");
   // Squared L2 distance of every z to its nearest row of h_ref and that row's index
   // (ties -> lowest index). exclude[i] >= 0 names a row z[i] may not match (itself).
   m.def("nn_ref(Tensor z, Tensor h_ref, Tensor? exclude=None) -> (Tensor dist2, Tensor idx)");

@@ -66,3 +66,9 @@ def test_torch_compile_traces_through_the_ops():
     out.backward()
     torch.testing.assert_close(out, loss(z, h, x, y))
     assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+@needs_ext
+def test_opcheck_frame_stats():
+    x, y = torch.rand(2, 3, 9, 8), torch.rand(2, 3, 9, 8)
+    torch.library.opcheck(torch.ops.cae_fast.frame_stats.default, (x, y))

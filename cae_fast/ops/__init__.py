@@ -14,9 +14,10 @@ import warnings
 import torch
 
 from cae_fast.ops import reference
-from cae_fast.ops._checks import check_nn_ref, check_pcc_mse
+from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_pcc_mse
+from cae_fast.ops.reference import FRAME_STATS
 
-__all__ = ["backend", "load_error", "nn_ref", "pcc_mse", "reference"]
+__all__ = ["FRAME_STATS", "backend", "frame_stats", "load_error", "nn_ref", "pcc_mse", "reference"]
 
 
 def _load() -> tuple[bool, str | None]:
@@ -26,8 +27,10 @@ def _load() -> tuple[bool, str | None]:
         from cae_fast import _C  # noqa: F401  (loading the .so registers torch.ops.cae_fast)
     except ImportError as exc:
         return False, f"{type(exc).__name__}: {exc}"
-    from cae_fast.ops import _register  # noqa: F401  (fake impls + autograd)
-
+    try:
+        from cae_fast.ops import _register  # noqa: F401  (fake impls + autograd)
+    except RuntimeError as exc:  # a stale build that lacks an op this source knows
+        return False, f"stale extension, rebuild it: {exc}"
     return True, None
 
 
@@ -82,3 +85,16 @@ def nn_ref(
         return reference.nn_ref(z, h_ref, exclude)
     check_nn_ref(z, h_ref, exclude)
     return torch.ops.cae_fast.nn_ref(z, h_ref.detach(), exclude)
+
+
+def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-frame detail statistics of frames ``x`` against reconstructions ``y`` (``[B, C, H, W]``,
+    0-1 scale): float64 ``[B, 5]`` with columns ``FRAME_STATS`` = (ssim, lap_x, lap_y,
+    lap_mean_x, lap_r). SSIM follows scikit-image's defaults (7x7 uniform window, data_range 1);
+    the Laplacian columns are means over interior pixels of the channel-mean image (see
+    ``reference.frame_stats``). One pass over each frame pair; not differentiable.
+    """
+    if not _COMPILED:
+        return reference.frame_stats(x, y)
+    check_frame_stats(x, y)
+    return torch.ops.cae_fast.frame_stats(x, y)

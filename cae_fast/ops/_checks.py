@@ -52,3 +52,22 @@ def check_nn_ref(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | N
             raise ValueError("nn_ref: exclude is on a different device than z")
         if h_ref.shape[0] < 2:
             raise ValueError("nn_ref: exclude needs h_ref with at least 2 rows (M = 1 leaves no match)")
+
+
+def check_frame_stats(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(
+            "frame_stats: x and y must be [B, C, H, W] of the same shape, "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.shape[2] < 7 or x.shape[3] < 7:
+        raise ValueError(
+            f"frame_stats: frames must be at least 7x7 (the SSIM window), got {tuple(x.shape[2:])}"
+        )
+    for name, t in (("x", x), ("y", y)):
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"frame_stats: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
+    if x.dtype != y.dtype:
+        raise TypeError(f"frame_stats: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"frame_stats: x and y are on different devices ({x.device}, {y.device})")

@@ -13,6 +13,11 @@ def _pcc_mse_fake(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     return x.new_empty((b,), dtype=out), x.new_empty((b,), dtype=out)
 
 
+@torch.library.register_fake("cae_fast::frame_stats")
+def _frame_stats_fake(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((x.shape[0], 5), dtype=torch.float64)
+
+
 @torch.library.register_fake("cae_fast::nn_ref")
 def _nn_ref_fake(
     z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None = None

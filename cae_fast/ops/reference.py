@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from cae_fast.ops._checks import check_nn_ref, check_pcc_mse
+from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_pcc_mse
 
 # Zero-variance images get this PCC instead of NaN (csrc/common/moments.h: kPccOfConstant).
 PCC_OF_CONSTANT = 0.0
@@ -79,3 +79,45 @@ def nn_ref_backward(
 ) -> torch.Tensor:
     """Gradient of ``nn_ref``'s distances with respect to ``z``: ``2 g (z - h_ref[idx])``."""
     return 2.0 * grad_dist2.unsqueeze(1) * (z - h_ref[idx].to(z.dtype))
+
+
+# Columns of frame_stats' output (csrc/common/frame_stats.h: FrameStat).
+FRAME_STATS = ("ssim", "lap_x", "lap_y", "lap_mean_x", "lap_r")
+SSIM_WIN = 7
+_SSIM_C1, _SSIM_C2 = 0.01**2, 0.03**2
+_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-frame detail statistics of ``x`` against ``y`` (``[B, C, H, W]``, values on a 0-1 scale).
+
+    Returns float64 ``[B, 5]``, columns ``FRAME_STATS``: mean SSIM (scikit-image's default:
+    7x7 uniform window, sample covariance, data_range 1, valid windows, mean over channels);
+    mean squared 4-neighbour Laplacian of the channel-mean (gray) image of x, of y, and of x - y;
+    and the mean Laplacian of gray x (its variance is ``lap_x - lap_mean_x**2``).
+    """
+    check_frame_stats(x, y)
+    xd, yd = x.to(torch.float64), y.to(torch.float64)
+    c = x.shape[1]
+    box = torch.full((c, 1, SSIM_WIN, SSIM_WIN), 1.0 / SSIM_WIN**2, dtype=torch.float64, device=x.device)
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(t, box, groups=c)
+
+    ux, uy = mean(xd), mean(yd)
+    n = SSIM_WIN**2
+    cov = n / (n - 1)
+    vx = cov * (mean(xd * xd) - ux * ux)
+    vy = cov * (mean(yd * yd) - uy * uy)
+    vxy = cov * (mean(xd * yd) - ux * uy)
+    s = ((2 * ux * uy + _SSIM_C1) * (2 * vxy + _SSIM_C2)) / (
+        (ux * ux + uy * uy + _SSIM_C1) * (vx + vy + _SSIM_C2)
+    )
+    lap = torch.tensor(_LAPLACIAN, dtype=torch.float64, device=x.device).view(1, 1, 3, 3)
+    gx, gy = xd.mean(1, keepdim=True), yd.mean(1, keepdim=True)
+    lx = torch.nn.functional.conv2d(gx, lap).flatten(1)
+    ly = torch.nn.functional.conv2d(gy, lap).flatten(1)
+    lr = lx - ly
+    return torch.stack(
+        [s.flatten(1).mean(1), lx.pow(2).mean(1), ly.pow(2).mean(1), lx.mean(1), lr.pow(2).mean(1)], dim=1
+    )
