@@ -135,7 +135,7 @@ def test_writes_into_a_preallocated_memmap(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(kinds=("rain",)), dict(kinds=()), dict(dirty_fraction=1.5),
-                                 dict(run_length=(30, 20)), dict(size=8)])
+                                 dict(run_length=(30, 20)), dict(size=8), dict(size=2048)])
 def test_rejects_bad_specs(bad):
     with pytest.raises(ValueError):
         SynthSpec(**bad)

@@ -82,8 +82,8 @@ class SynthSpec:
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown or not self.kinds:
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
-        if self.n_frames < 1 or self.size < 16:
-            raise ValueError(f"need n_frames >= 1 and size >= 16, got {self.n_frames}, {self.size}")
+        if self.n_frames < 1 or not 16 <= self.size <= 1024:
+            raise ValueError(f"need n_frames >= 1 and 16 <= size <= 1024, got {self.n_frames}, {self.size}")
         if not 0.0 <= self.dirty_fraction <= 1.0:
             raise ValueError(f"dirty_fraction must be in [0, 1], got {self.dirty_fraction}")
         lo, hi = self.run_length

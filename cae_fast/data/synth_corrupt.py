@@ -217,21 +217,26 @@ class MotionBlur(Corruption):
 
     def __init__(self, spec, size, rng, length):
         super().__init__(spec, size, rng, length)
-        self.length = _pick(rng, spec.blur_length) * size
+        self.smear = _pick(rng, spec.blur_length) * size
         self.angle = rng.normal(0, 0.35) + (0 if rng.random() < 0.7 else np.pi / 2)
 
     def apply(self, img, depth, i):
-        steps = max(int(round(self.length * self.rng.uniform(0.8, 1.2))), 1)
+        smear = self.smear * self.rng.uniform(0.8, 1.2)  # the shake varies from frame to frame
+        taps = int(math.ceil(smear)) + 1  # at most a pixel apart
         ux, uy = math.cos(self.angle), math.sin(self.angle)
-        pad = steps // 2 + 1
+        pad = int(math.ceil(smear / 2)) + 2
         src = np.pad(img, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
         n = self.n
         acc = np.zeros_like(img)
-        for k in range(steps + 1):
-            t = k - steps / 2
-            oy, ox = pad + int(round(t * uy)), pad + int(round(t * ux))
-            acc += src[:, oy:oy + n, ox:ox + n]
-        return acc / (steps + 1)
+        for k in range(taps):
+            t = (k / (taps - 1) - 0.5) * smear
+            # sub-pixel shifts, bilinearly: rounded ones leave a staircase of copies of thin lines
+            y, x = pad + t * uy, pad + t * ux
+            iy, ix = int(math.floor(y)), int(math.floor(x))
+            fy, fx = y - iy, x - ix
+            a, b, c, d = (src[:, iy + oy:iy + oy + n, ix + ox:ix + ox + n] for oy in (0, 1) for ox in (0, 1))
+            acc += (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d)
+        return acc / taps
 
 
 class Noise(Corruption):

@@ -113,7 +113,7 @@ class DrivingScene:
 
     def __init__(self, size: int, rng: np.random.Generator):
         self.n, self.rng = size, rng
-        self.f = 0.95 * size  # focal length in pixels: ~55 degree horizontal field of view
+        self.f = 0.95 * size  # focal length in pixels: a 55 degree horizontal field of view
         self.cam_h = 1.35
         self.lane_w, self.road_half = 3.5, 3.9
         # Textures are periodic, so they can be scrolled forever; the sky's spans a full turn of yaw.
@@ -244,7 +244,7 @@ class DrivingScene:
         th, tw = self.clouds.shape
         # clouds drift with the wind and slide sideways as the road turns
         rows = ((self.h0 - y) / n * th * 1.5).astype(np.int64) % th
-        cols = (self.xs - n / 2 + self.yaw * self.f + self.t * 0.05).astype(np.int64) % tw
+        cols = (self.xs - n / 2 + (self.yaw - self.heading) * self.f + self.t * 0.05).astype(np.int64) % tw
         c = self.clouds[rows[:, None], cols[None, :]]
         cover = 0.3 + 0.4 * math.sin(self.t / 800.0 + self.phase[1])  # from scattered to overcast-ish
         a = np.clip((c - cover) * 0.9, 0.0, 0.95) * np.clip(up * 8, 0, 1)
@@ -264,10 +264,9 @@ class DrivingScene:
         # A pixel's footprint across the road includes how far u moves from one row to the next:
         # without it, lines seen at a shallow angle (the far edge line) break up into dashes.
         pw = z / f + (np.abs(np.gradient(u, axis=0)) if rows.size > 1 else 0.0)
-
         inv = 1.0 / pw
 
-        def inside(edge, dist):  # coverage of "dist < edge", dist being |u| or a phase
+        def inside(edge, dist):  # pixel coverage of "dist < edge" across the road
             return np.clip((edge - dist) * inv + 0.5, 0.0, 1.0)
 
         # world-anchored textures, so grass and asphalt flow past; detail fades once a pixel spans
@@ -300,7 +299,7 @@ class DrivingScene:
     def _horizon(self, c: Canvas) -> None:
         """Distant hills and a tree line: far enough to move only with the camera's yaw."""
         n, h0 = self.n, self.h0
-        cols = (self.xs - n / 2 + self.yaw * self.f).astype(np.int64) % self.hills.size
+        cols = (self.xs - n / 2 + (self.yaw - self.heading) * self.f).astype(np.int64) % self.hills.size
         for prof, amp, base, colour in ((self.hills, 0.07, 0.01, rgb(0.50, 0.58, 0.62)),
                                         (self.treeline, 0.025, 0.004, rgb(0.30, 0.42, 0.30))):
             top = h0 - n * (base + amp * prof[cols])
