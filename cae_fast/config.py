@@ -33,7 +33,7 @@ SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than
 # 2-core CPU in <= 3 minutes including training. M_ref scales with the smaller data set.
 DEMO_FRAMES = 2000
 DEMO_IMAGE_SIZE = 64
-DEMO_EPOCHS = 4
+DEMO_EPOCHS = 6
 DEMO_M_REF = 256
 DEMO_KINDS = ("raindrop",)
 

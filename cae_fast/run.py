@@ -249,22 +249,9 @@ def run(cfg: Config, say=print) -> dict:
         say(f"skipped {len(frames.skipped)} unreadable image(s) (--skip-bad), e.g. {frames.skipped[0]}")
 
     t1 = time.perf_counter()
-    if cfg.score_only:
-        model = load_model(cfg.score_only, device)
-        say(f"scoring with {cfg.score_only} (no training)")
-    else:
-        if len(frames) < cfg.batch_size:
-            raise InputError(
-                cfg.data or "built-in data",
-                f"only {len(frames)} frames, fewer than one batch (--batch-size {cfg.batch_size})",
-            )
-        model, history = train(frames.images, cfg, out)
-        if history:
-            last = history[-1]
-            say(
-                f"trained {cfg.epochs} epochs in {time.perf_counter() - t1:.1f} s: L_rec {last.l_rec:.4g}, "
-                f"L_ref {last.l_ref:.4g}, mean |z| {last.mean_z_norm:.3g}, {last.frames_per_s:.0f} frames/s"
-            )
+    model = _trained_model(cfg, frames.images, out, device, say)
+    if not cfg.score_only:
+        say(f"training took {time.perf_counter() - t1:.1f} s")
     t2 = time.perf_counter()
     scores = score_frames(model, frames.images, cfg, device)
     k = effective_k(len(frames), cfg.median_k)
@@ -292,8 +279,11 @@ def run(cfg: Config, say=print) -> dict:
         "device": str(device),
         "n_frames": len(frames),
     }
-    result = write_result(out, arrays, meta)
-    write_lists(out, frames.names, decision.is_clean)
+    try:
+        result = write_result(out, arrays, meta)
+        write_lists(out, frames.names, decision.is_clean)
+    except OSError as exc:
+        raise InputError(out, f"cannot write results ({exc.strerror or exc})") from None
     kept = int(decision.is_clean.sum())
     say(
         f"scored in {time.perf_counter() - t2:.1f} s; median filter k={k} ({cfg.median_mode}); "
@@ -305,6 +295,29 @@ def run(cfg: Config, say=print) -> dict:
             say(line)
     say(f"wrote {result}, {out / 'kept.txt'}, {out / 'removed.txt'}")
     return arrays
+
+
+def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
+    if cfg.score_only:
+        say(f"scoring with {cfg.score_only} (no training)")
+        return load_model(cfg.score_only, device)
+    if len(images) < cfg.batch_size:
+        raise InputError(
+            cfg.data or "built-in data",
+            f"only {len(images)} frames, fewer than one batch (--batch-size {cfg.batch_size})",
+        )
+    try:
+        model, history = train(images, cfg, out)
+    except OSError as exc:  # the checkpoint or log could not be written
+        raise InputError(exc.filename or out, f"cannot write ({exc.strerror or exc})") from None
+    if not history:
+        say(f"{cfg.resume} is already at epoch {cfg.epochs}: nothing to train")
+    for h in history[-1:]:
+        say(
+            f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}, "
+            f"mean |z| {h.mean_z_norm:.3g}, {h.frames_per_s:.0f} frames/s"
+        )
+    return model
 
 
 def _evaluation(labels: np.ndarray, pcc: np.ndarray, pcc_med: np.ndarray, is_clean: np.ndarray) -> list[str]:

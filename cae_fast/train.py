@@ -120,6 +120,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             disable=not cfg.progress,
             leave=True,
             dynamic_ncols=True,
+            mininterval=0.5,
         )
         done = 0
         for idx, batch in zip(batches, _loader(images, batches, workers, device), strict=True):

@@ -55,3 +55,15 @@ def tiny_folder(tmp_path, tiny_frames):
         sub.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(sub / f"f{i}.png")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tiny models here gain nothing from threads, and on a busy 2-core machine spinning
+    OpenMP threads slow every test down several times."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -140,3 +140,13 @@ def test_dataset_batches_and_float_conversion(tiny_frames):
     x = to_float(batch, __import__("torch").device("cpu"))
     assert x.shape == (3, 3, 32, 32) and x.is_contiguous() and float(x.max()) <= 1.0
     np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), images[5] / 255, atol=1e-6)
+
+
+def test_dataset_pickles_a_memmap_by_name(tiny_folder, tmp_path):
+    import pickle
+
+    frames = load_frames(Config(data=str(tiny_folder), image_size=32, out=str(tmp_path / "o")))
+    blob = pickle.dumps(FrameDataset(frames.images))
+    assert len(blob) < 10_000  # not the 147 kB of pixels: workers re-map the file
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(again.__getitems__([0, 47]).numpy(), frames.images[[0, 47]])

@@ -78,6 +78,21 @@ class FrameDataset(torch.utils.data.Dataset):
     def __init__(self, images: np.ndarray) -> None:
         self.images = images
 
+    def __getstate__(self) -> dict:
+        # A memmap would be pickled with all its data (DataLoader workers under spawn/forkserver);
+        # send its file name instead and map it again in the worker.
+        m = self.images
+        if isinstance(m, np.memmap) and m.filename is not None:
+            return {"memmap": (m.filename, m.shape, m.offset)}
+        return {"images": m}
+
+    def __setstate__(self, state: dict) -> None:
+        if "memmap" in state:
+            filename, shape, offset = state["memmap"]
+            self.images = np.memmap(filename, dtype=np.uint8, mode="r", shape=shape, offset=offset)
+        else:
+            self.images = state["images"]
+
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
