@@ -70,7 +70,7 @@ class SynthSpec:
     wet_blur: float = 1.2
     haze: float = 0.2
     rain_balance: float = 0.5
-    mud_count: tuple[int, int] = (2, 5)
+    mud_count: tuple[int, int] = (3, 6)
     mud_radius: tuple[float, float] = (0.05, 0.12)
     mud_opacity: float = 0.95
     fog_visibility: tuple[float, float] = (20.0, 60.0)
