@@ -36,6 +36,13 @@ def _odd(text: str) -> int:
     return k
 
 
+def _nonnegative(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def _positive(text: str) -> int:
     v = int(text)
     if v < 1:
@@ -82,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("model and training")
     t.add_argument(
         "--epochs",
-        type=int,
+        type=_nonnegative,
         metavar="N",
         help=f"training epochs (paper: {C.EPOCHS}; demo: {C.DEMO_EPOCHS}); 0 scores the untrained network",
     )
@@ -311,7 +318,11 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
     except OSError as exc:  # the checkpoint or log could not be written
         raise InputError(exc.filename or out, f"cannot write ({exc.strerror or exc})") from None
     if not history:
-        say(f"{cfg.resume} is already at epoch {cfg.epochs}: nothing to train")
+        say(
+            f"{cfg.resume} is already at epoch {cfg.epochs}: nothing to train"
+            if cfg.resume
+            else "--epochs 0: scoring the untrained network"
+        )
     for h in history[-1:]:
         say(
             f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}, "

@@ -242,3 +242,9 @@ def test_not_a_data_file_and_bad_checkpoint(tmp_path, tiny_npz, capsys):
     ckpt.write_bytes(b"junk")
     line = _error(["--data", str(tiny_npz), "--score-only", str(ckpt), "--out", str(tmp_path / "o")], capsys)
     assert str(ckpt) in line and "checkpoint" in line
+
+
+def test_zero_epochs_scores_the_untrained_network(tmp_path, tiny_npz, capsys):
+    out = _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "r"), "--epochs", "0"], capsys)
+    assert "untrained" in out and (tmp_path / "r" / "filter_result.npz").is_file()
+    assert main(["--epochs", "-1"]) == 2 and "must be >= 0" in capsys.readouterr().err

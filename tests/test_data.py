@@ -150,3 +150,19 @@ def test_dataset_pickles_a_memmap_by_name(tiny_folder, tmp_path):
     assert len(blob) < 10_000  # not the 147 kB of pixels: workers re-map the file
     again = pickle.loads(blob)
     np.testing.assert_array_equal(again.__getitems__([0, 47]).numpy(), frames.images[[0, 47]])
+
+
+def test_uncompressed_npz_is_memory_mapped_compressed_is_read(tmp_path, tiny_frames):
+    from cae_fast.data.sources import npz_member_memmap
+
+    images, labels = tiny_frames
+    np.savez(tmp_path / "raw.npz", labels=labels, images=images)
+    np.savez_compressed(tmp_path / "zip.npz", images=images, labels=labels)
+    mapped = npz_member_memmap(tmp_path / "raw.npz", "images")
+    assert isinstance(mapped, np.memmap)
+    np.testing.assert_array_equal(mapped, images)
+    assert npz_member_memmap(tmp_path / "zip.npz", "images") is None
+    for name in ("raw.npz", "zip.npz"):
+        frames = load_frames(Config(data=str(tmp_path / name), image_size=32, out=str(tmp_path / "o")))
+        np.testing.assert_array_equal(frames.images, images)
+        np.testing.assert_array_equal(frames.labels, labels)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -230,12 +231,42 @@ def iter_frames(source: Source, size: int, skip_bad: bool = False) -> Iterator[t
         arr = _load_npy(source.path)
         yield from _iter_array(source.path, arr, size)
         return
-    with _load_npz(source.path) as z:
-        try:
-            arr = z["images"]  # npz members cannot be memory-mapped: this one array is read whole
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise InputError(source.path, f"cannot read 'images' in .npz: {exc}") from None
+    arr = npz_member_memmap(source.path, "images")
+    if arr is None:  # compressed: this one array has to be read whole
+        with _load_npz(source.path) as z:
+            try:
+                arr = z["images"]
+            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise InputError(source.path, f"cannot read 'images' in .npz: {exc}") from None
     yield from _iter_array(source.path, arr, size)
+
+
+def npz_member_memmap(path: Path, key: str) -> np.ndarray | None:
+    """Memory-map an uncompressed member of an .npz (what ``np.savez`` writes); None when the
+    member is compressed or not mappable. Keeps RAM bounded for large uncompressed archives."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)  # zip local file header; name and extra field lengths at 26..30
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+    except (OSError, ValueError, KeyError, struct.error, zipfile.BadZipFile):
+        return None
+    if fortran or dtype.hasobject:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset)
 
 
 def _iter_array(p: Path, arr: np.ndarray, size: int) -> Iterator[tuple[int, np.ndarray]]:
