@@ -49,6 +49,9 @@ class SynthSpec:
       ~3 = strong; ``haze`` the film's bright veil, 0 = none, 0.5 = strong;
       ``rain_balance`` in [0, 1] trades the parts: 0 = drops only, 1 = film only, 0.5 = both at the
       strengths above (each part at full strength up to 0.5 from its end, then fading linearly).
+      Measured with the defaults, a dirty frame's Laplacian energy over its clean twin's (median)
+      at balance 0 / 0.5 / 0.75 / 1 is x2.6 / x1.9 / x1.1 / x0.06 at 64 px, but x1.3 / x0.5 /
+      x0.3 / x0.09 at 96 px: the larger the frame, the earlier the film outweighs the drops.
     Mud: ``mud_count`` splats of radius ``mud_radius`` (fraction of size), opacity ``mud_opacity``.
     Fog: ``fog_visibility`` in metres (lower is denser; the road ahead spans ~3-300 m).
     Glare: ``glare_strength`` scales the bloom, veil, streak and ghosts (1 = a sun in the frame).
