@@ -27,9 +27,67 @@ def _pcc_mse(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"pcc": pcc, "mse": mse}
 
 
-SCORERS: dict[str, BatchScorer] = {"pcc": _pcc_mse, "mse": _pcc_mse}
-# +1: a higher score means a cleaner frame; -1: a higher score means a dirtier one.
-DIRECTION: dict[str, int] = {"pcc": +1, "mse": -1}
+# Floor on a Laplacian energy (0-1 pixel scale): keeps the log ratio finite for flat frames.
+LAP_EPS = 1e-6
+
+
+def _frame_stats(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
+    st = ops.frame_stats(x, recon)
+    ssim, lap_x, lap_y, lap_mean_x = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    return {
+        "ssim": ssim,
+        # log(detail of the reconstruction / detail of the frame). The CAE reproduces the detail a
+        # typical scene has; a frame that lost detail (wet-lens blur, fog, glare, motion blur) sits
+        # above the crowd, one that gained it (drop rims, noise) below: corruptions push it both ways.
+        "detail_ratio": torch.log((lap_y + LAP_EPS) / (lap_x + LAP_EPS)),
+        # The no-model baseline a user tries first: variance of the Laplacian (low = blurred).
+        "lapvar": lap_x - lap_mean_x * lap_mean_x,
+    }
+
+
+SCORERS: dict[str, BatchScorer] = {
+    "pcc": _pcc_mse,
+    "mse": _pcc_mse,
+    "ssim": _frame_stats,
+    "detail_ratio": _frame_stats,
+    "lapvar": _frame_stats,
+}
+# +1: a higher score means a cleaner frame; -1: a higher score means a dirtier one;
+# 0: two-sided, either tail is dirty (only used inside combined scores).
+DIRECTION: dict[str, int] = {"pcc": +1, "mse": -1, "ssim": +1, "detail_ratio": 0, "lapvar": +1, "combo": -1}
+
+# MAD -> standard deviation for normal data.
+MAD_TO_SIGMA = 1.4826
+
+
+def robust_z(s: np.ndarray) -> np.ndarray:
+    """``(s - median) / (1.4826 * MAD)`` over the whole sequence; a zero MAD falls back to the mean
+    absolute deviation so a mostly constant score does not divide by zero."""
+    s = np.asarray(s, dtype=np.float64)
+    med = np.median(s)
+    dev = np.abs(s - med)
+    scale = MAD_TO_SIGMA * np.median(dev)
+    if not scale > 0:
+        scale = float(dev.mean()) or 1.0
+    return (s - med) / scale
+
+
+def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The default score: how far a frame is from the crowd on either failure mode, in robust
+    z units: max(z(1 - SSIM), |z(detail_ratio)|). Higher = dirtier.
+
+    1 - SSIM catches what adds structure the CAE cannot reproduce (drops, mud, noise); the detail
+    ratio catches what removes structure, which a plain reconstruction error scores as *cleaner*
+    (the failure of the published reproduction). See README, "Detection quality".
+    """
+    return np.maximum(robust_z(1.0 - scores["ssim"]), np.abs(robust_z(scores["detail_ratio"])))
+
+
+# Scores computed from other scores over the whole sequence: name -> (inputs, function).
+COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
+    "combo": (("ssim", "detail_ratio"), combo),
+}
+SCORE_NAMES = tuple(SCORERS) + tuple(COMBINED)
 
 
 @torch.no_grad()
@@ -37,9 +95,11 @@ def score_frames(
     model: CAE, images: np.ndarray, cfg: Config, device: torch.device, names: tuple[str, ...] = ("pcc", "mse")
 ) -> dict[str, np.ndarray]:
     """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``."""
-    unknown = [n for n in names if n not in SCORERS]
+    unknown = [n for n in names if n not in SCORE_NAMES]
     if unknown:
-        raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORERS)}")
+        raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORE_NAMES)}")
+    wanted = list(names)
+    names = tuple(dict.fromkeys(d for n in names for d in (COMBINED[n][0] if n in COMBINED else (n,))))
     scorers = list(dict.fromkeys(SCORERS[n] for n in names))  # each distinct pass once, in order
     model.eval()
     dataset = FrameDataset(images)
@@ -55,6 +115,9 @@ def score_frames(
             for name, values in scorer(x, recon).items():
                 if name in out:
                     out[name][start:stop] = values.float().cpu().numpy()
+    for name in wanted:
+        if name in COMBINED:
+            out[name] = COMBINED[name][1](out).astype(np.float32)
     return out
 
 
