@@ -64,6 +64,7 @@ class Config:
     lr: float = LR
     lambda_ref: float = LAMBDA_REF
     m_ref: int | None = None
+    ref_norm: str = "none"  # "none" = the paper's literal L_ref; "l2" = on unit-normalised latents
     ref_exclude_self: bool = False  # the paper lets a frame match its own H_ref entry
     rec_loss: str = "mse"
     seed: int = SEED

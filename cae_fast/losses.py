@@ -31,7 +31,21 @@ def rec_loss(name: str) -> RecLoss:
         raise ValueError(f"unknown reconstruction loss {name!r}; known: {', '.join(REC_LOSSES)}") from None
 
 
-def ref_loss(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+# How latents are compared in L_ref. "none": the paper's literal squared L2, which the network
+# can satisfy by shrinking every latent (collapse: watch mean ||z|| in the log). "l2": both sides
+# projected on the unit sphere first, so only directions count and shrinking gains nothing.
+REF_NORMS = ("none", "l2")
+
+
+def ref_loss(
+    z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None = None, norm: str = "none"
+) -> torch.Tensor:
     """Mean squared distance of each latent to its nearest H_ref row (``exclude``: see ``ops.nn_ref``)."""
-    dist2, _idx = ops.nn_ref(z.float(), h_ref.float(), exclude)
+    z, h_ref = z.float(), h_ref.float()
+    if norm == "l2":
+        z = torch.nn.functional.normalize(z, dim=1)
+        h_ref = torch.nn.functional.normalize(h_ref, dim=1)
+    elif norm != "none":
+        raise ValueError(f"unknown ref norm {norm!r}; known: {', '.join(REF_NORMS)}")
+    dist2, _idx = ops.nn_ref(z, h_ref, exclude)
     return dist2.mean()

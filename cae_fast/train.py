@@ -129,7 +129,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
                 recon, z = model(x)
             l_rec = loss_fn(recon, x)
             exclude = exclude_of[idx].to(device) if cfg.ref_exclude_self else None
-            l_ref = ref_loss(z, h_ref, exclude)
+            l_ref = ref_loss(z, h_ref, exclude, cfg.ref_norm)
             loss = l_rec + cfg.lambda_ref * l_ref
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")

@@ -87,3 +87,16 @@ def test_m_ref_larger_than_data_uses_all_frames(tmp_path):
     images = np.random.default_rng(0).integers(0, 255, (10, 32, 32, 3), dtype=np.uint8)
     _, hist = train(images, _cfg(epochs=1, m_ref=1024), tmp_path)
     assert np.isfinite(hist[0].l_ref)
+
+
+def test_l2_ref_norm_is_scale_invariant_and_paper_norm_is_not():
+    from cae_fast.losses import ref_loss
+
+    g = torch.Generator().manual_seed(0)
+    z, h = torch.randn(16, 8, generator=g), torch.randn(32, 8, generator=g)
+    # Shrinking every latent lowers the literal L_ref 100-fold (the collapse it invites) ...
+    assert ref_loss(0.1 * z, 0.1 * h, norm="none") == pytest.approx(0.01 * ref_loss(z, h, norm="none").item())
+    # ... and leaves the normalised one unchanged.
+    assert ref_loss(0.1 * z, 0.1 * h, norm="l2") == pytest.approx(ref_loss(z, h, norm="l2").item(), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown ref norm"):
+        ref_loss(z, h, norm="cosine")
