@@ -268,7 +268,7 @@ def run(cfg: Config, say=print) -> dict:
         if cfg.image_size != hparams["image_size"]:
             raise InputError(
                 cfg.score_only,
-                f"checkpoint was trained on {hparams['image_size']}² frames, "
+                f"checkpoint was trained on {hparams['image_size']}x{hparams['image_size']} frames, "
                 f"not --image-size {cfg.image_size}",
             )
     _check_size(cfg)

@@ -248,3 +248,19 @@ def test_zero_epochs_scores_the_untrained_network(tmp_path, tiny_npz, capsys):
     out = _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "r"), "--epochs", "0"], capsys)
     assert "untrained" in out and (tmp_path / "r" / "filter_result.npz").is_file()
     assert main(["--epochs", "-1"]) == 2 and "must be >= 0" in capsys.readouterr().err
+
+
+def test_channels_flag_and_score_only_takes_the_network_from_the_checkpoint(tmp_path, tiny_npz, capsys):
+    _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "a"), "--channels", "8,16,32"], capsys)
+    ckpt = tmp_path / "a" / "checkpoint.pt"
+    _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "b"), "--score-only", str(ckpt)], capsys)
+    with (
+        np.load(tmp_path / "a" / "filter_result.npz") as a,
+        np.load(tmp_path / "b" / "filter_result.npz") as b,
+    ):
+        np.testing.assert_array_equal(a["pcc"], b["pcc"])
+        assert json.loads(str(b["config"]))["config"]["channels"] == [8, 16, 32]
+    line = _error(["--data", str(tiny_npz), "--out", str(tmp_path / "c"), "--score-only", str(ckpt),
+                   "--image-size", "64"], capsys)  # fmt: skip
+    assert str(ckpt) in line and "32" in line
+    assert main(["--channels", "8,x"]) == 2 and "comma-separated" in capsys.readouterr().err
