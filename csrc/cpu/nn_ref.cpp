@@ -15,7 +15,9 @@
 #include <ATen/ops/sum.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../common/moments.h"
@@ -53,12 +55,23 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::
   if (b == 0) return {dist2, idx};
 
   std::vector<double> best(static_cast<size_t>(b), std::numeric_limits<double>::infinity());
-  std::fill(ip, ip + b, int64_t{0});
+  // Exact (double) distance of the current best, computed only when a near-tie needs it.
+  std::vector<double> best_exact(static_cast<size_t>(b), std::numeric_limits<double>::quiet_NaN());
+  std::fill(ip, ip + b, int64_t{-1});
   const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(m, kTileElems / b));
 
   AT_DISPATCH_FLOATING_TYPES(ct, "nn_ref_cpu", [&] {
     const at::Tensor hn = (h * h).sum(1);
+    const at::Tensor zn = (z * z).sum(1);
     const scalar_t* hnp = hn.const_data_ptr<scalar_t>();
+    const scalar_t* znp = zn.const_data_ptr<scalar_t>();
+    const scalar_t* zp = z.const_data_ptr<scalar_t>();
+    const scalar_t* hp = h.const_data_ptr<scalar_t>();
+    const double hn_max = static_cast<double>(hn.max().item<scalar_t>());
+    // Bound on the expansion's rounding error, relative to the magnitudes it cancels: inside it two
+    // candidates are a near-tie and the exact distance decides (then the lower index), so ties
+    // keep the lowest index even where GEMM rounds duplicate rows differently.
+    const double rel_tol = std::is_same_v<scalar_t, float> ? 1e-5 : 1e-13;
     for (int64_t start = 0; start < m; start += tile) {
       const int64_t t = std::min(tile, m - start);
       const at::Tensor g = at::mm(z, h.narrow(0, start, t).t()).contiguous();
@@ -67,24 +80,37 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::
         for (int64_t i = r0; i < r1; ++i) {
           const scalar_t* gi = gp + i * t;
           const int64_t skip = ex ? ex[i] - start : -1;
-          double bv = best[i];
-          int64_t bj = -1;
-          // Strict '<' in index order: ties keep the lowest index, across tiles too.
+          const double tol = rel_tol * (static_cast<double>(znp[i]) + hn_max);
+          double bv = best[i], be = best_exact[i];
+          int64_t bj = ip[i];
           for (int64_t j = 0; j < t; ++j) {
             const double v = static_cast<double>(hnp[start + j]) - 2.0 * static_cast<double>(gi[j]);
-            if (v < bv && j != skip) {
+            if (j == skip || v > bv + tol) continue;
+            if (v < bv - tol) {
               bv = v;
-              bj = j;
+              bj = start + j;
+              be = std::numeric_limits<double>::quiet_NaN();
+              continue;
+            }
+            if (std::isnan(be)) be = sq_dist(zp + i * d, hp + bj * d, d);
+            const double e = sq_dist(zp + i * d, hp + (start + j) * d, d);
+            if (e < be) {  // strict: an exact tie keeps the earlier (lower) index
+              bv = v;
+              bj = start + j;
+              be = e;
             }
           }
-          if (bj >= 0) {
-            best[i] = bv;
-            ip[i] = start + bj;
-          }
+          best[i] = bv;
+          best_exact[i] = be;
+          ip[i] = bj;
         }
       });
     }
   });
+  // Every row excluded (M = 1 with exclude): fall back to row 0, as the CUDA kernel does.
+  for (int64_t i = 0; i < b; ++i) {
+    if (ip[i] < 0) ip[i] = 0;
+  }
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z_in.scalar_type(), "nn_ref_cpu_d2", [&] {
     const at::Tensor zc = z_in.contiguous(), hc = h_in.contiguous();
