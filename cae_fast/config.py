@@ -28,6 +28,7 @@ ENCODER_CHANNELS = (32, 64, 128, 256)  # one stride-2 conv per entry: total stri
 MEDIAN_MODE = "reflect"  # median filter edges as scipy.ndimage names them: d c b a | a b c d | d c b a
 SEED = 0
 SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than training)
+MAD_K = 3.0  # --threshold mad: removed beyond k robust standard deviations (1.4826 MAD)
 
 # The built-in demo: a 64x64 synthetic driving sequence with raindrop runs, sized for a
 # 2-core CPU in <= 3 minutes including training. M_ref scales with the smaller data set.
@@ -42,6 +43,7 @@ DEMO_OVERRIDES: dict[str, tuple[Any, Any]] = {
     "image_size": (IMAGE_SIZE, DEMO_IMAGE_SIZE),
     "epochs": (EPOCHS, DEMO_EPOCHS),
     "m_ref": (M_REF, DEMO_M_REF),
+    "report": (False, True),  # the diagnostics report: on in the demo, asked for on user data
 }
 
 
@@ -77,10 +79,17 @@ class Config:
     score_only: str | None = None
     score: str = "pcc"
     score_batch: int = SCORE_BATCH
-    median_k: int = MEDIAN_K
+    median_k: tuple[int, ...] = (MEDIAN_K,)  # several lengths: a frame is judged at its dirtiest scale
     median_mode: str = MEDIAN_MODE
     threshold: str = "paper"
     delta_margin: float = DELTA_MARGIN
+    mad_k: float = MAD_K
+    two_sided: bool = False  # mad / contamination: flag both tails of the robust z
+    contamination: float | None = None  # --threshold contamination: fraction removed
+    fixed: float | None = None  # --threshold fixed: the cut on the filtered score
+    detrend: int = 0  # rolling-median window subtracted before the robust z (0 = whole-sequence baseline)
+    labels: str | None = None  # --labels file (overrides labels stored with the data)
+    report: bool | None = None
     out: str = "cae_fast_out"
     extra: dict[str, Any] = field(default_factory=dict)  # room for later stages' settings
 

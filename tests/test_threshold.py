@@ -32,3 +32,140 @@ def test_registry_uses_config_margin():
     assert "paper" in THRESHOLDS
     with pytest.raises(ValueError, match="unknown threshold"):
         apply_threshold("nope", pcc_med, Config())
+
+
+# ---- the other rules, filter scales, segments and warnings ---------------------------------------
+
+from cae_fast.score import median_filter_1d  # noqa: E402
+from cae_fast.threshold import (  # noqa: E402
+    decide,
+    dirty_z,
+    fixed_rule,
+    format_segments,
+    removed_segments,
+)
+
+
+def _series(n: int = 600, seed: int = 0) -> np.ndarray:
+    """A PCC-like score around 0.9: a slow scene-driven wave plus frame noise."""
+    t = np.arange(n)
+    return 0.9 + 0.01 * np.sin(2 * np.pi * t / 300) + 0.002 * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_paper_rule_mirrors_for_a_score_where_higher_is_dirtier():
+    mse_med = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    t = paper_rule(mse_med, 0.5, direction=-1)
+    assert t.delta == pytest.approx(3.5) and t.flag_above
+    assert t.is_clean.tolist() == [True, True, True, False, False]
+
+
+def test_mad_rule_is_one_sided_robust_z_beyond_k():
+    s = _series()
+    s[100], s[200] = 0.85, 0.95  # one dirtier (lower PCC), one cleaner than the crowd
+    med = np.median(s)
+    z = (s - med) / (1.4826 * np.median(np.abs(s - med)))
+    t = apply_threshold("mad", s, Config(threshold="mad", mad_k=3.0), direction=+1)
+    np.testing.assert_allclose(t.stat, -z)
+    np.testing.assert_array_equal(t.is_clean, -z <= 3.0)
+    assert not t.is_clean[100] and t.is_clean[200]  # one-sided: only the dirty tail
+    two = apply_threshold("mad", s, Config(threshold="mad", two_sided=True), direction=+1)
+    assert not two.is_clean[100] and not two.is_clean[200]
+    np.testing.assert_array_equal(two.is_clean, np.abs(z) <= 3.0)
+    # A score where higher is dirtier flags the upper tail instead.
+    up = apply_threshold("mad", s, Config(threshold="mad"), direction=-1)
+    assert up.is_clean[100] and not up.is_clean[200]
+
+
+def test_contamination_removes_the_top_fraction_in_the_dirty_direction():
+    s = np.random.default_rng(1).permutation(np.linspace(0.5, 1.0, 200))  # distinct values
+    t = apply_threshold("contamination", s, Config(threshold="contamination", contamination=0.05), +1)
+    assert (~t.is_clean).sum() == 10
+    assert set(np.flatnonzero(~t.is_clean)) == set(np.argsort(s)[:10])  # the 10 lowest PCC
+    t = apply_threshold("contamination", s, Config(threshold="contamination", contamination=0.05), -1)
+    assert set(np.flatnonzero(~t.is_clean)) == set(np.argsort(s)[-10:])
+    with pytest.raises(ValueError, match="contamination"):
+        apply_threshold("contamination", s, Config(threshold="contamination"), +1)
+
+
+def test_fixed_cuts_in_the_scores_units_both_directions():
+    s = np.array([0.7, 0.8, 0.9, 1.0])
+    assert fixed_rule(s, 0.85, +1).is_clean.tolist() == [False, False, True, True]
+    assert fixed_rule(s, 0.85, -1).is_clean.tolist() == [True, True, False, False]
+    t = apply_threshold("fixed", s, Config(threshold="fixed", fixed=0.8), +1)
+    assert t.delta == 0.8 and t.is_clean.tolist() == [False, True, True, True]
+    with pytest.raises(ValueError, match="one-sided"):
+        fixed_rule(s, 0.85, 0)
+
+
+def test_detrending_finds_a_run_that_a_drift_hides():
+    """PCC drifts down over the sequence; a 30-frame dip sits in the early, high part. Against the
+    whole-sequence median the dip is still cleaner than the late frames; against a local baseline
+    (rolling median over 151 frames) it stands out."""
+    n = 1000
+    s = np.linspace(0.95, 0.85, n) + 0.004 * np.random.default_rng(0).standard_normal(n)
+    s[150:180] -= 0.02
+    flat = decide(s, "pcc", +1, Config(threshold="mad", median_k=(5,)))
+    assert flat.threshold.is_clean[150:180].all()
+    local = decide(s, "pcc", +1, Config(threshold="mad", median_k=(5,), detrend=151))
+    removed = ~local.threshold.is_clean
+    assert removed[152:178].all() and removed.sum() - removed[145:185].sum() <= 5
+    assert [152, 178] in [[max(a, 152), min(b, 178)] for a, b in local.segments.tolist()]
+    assert "detrended over 151" in local.threshold.rule
+
+
+def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
+    s = _series(800)
+    s[300:320] -= 0.05  # 20 frames: a 101-frame median filter erases them
+    cfg = Config(threshold="mad", median_k=(101,))
+    assert decide(s, "pcc", +1, cfg).threshold.is_clean[300:320].all()
+    both = decide(s, "pcc", +1, Config(threshold="mad", median_k=(21, 101)))
+    assert not both.threshold.is_clean[302:318].any() and both.ks == (21, 101)
+    per_scale = [dirty_z([median_filter_1d(s, k)], +1) for k in (21, 101)]
+    np.testing.assert_allclose(both.stat, np.maximum(*per_scale))
+    # score_med (the score's units) is the dirtiest filtered value: the lower PCC of the two.
+    np.testing.assert_allclose(both.score_med, np.minimum(median_filter_1d(s, 21), median_filter_1d(s, 101)))
+
+
+def test_decide_with_one_filter_length_is_the_published_pipeline():
+    s = _series(300)
+    s[100:160] -= 0.1
+    d = decide(s, "pcc", +1, Config(median_k=(101,)))
+    med = median_filter_1d(s, 101)
+    np.testing.assert_array_equal(d.score_med, med)
+    assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
+    np.testing.assert_array_equal(d.threshold.is_clean, med >= d.threshold.delta)
+
+
+def test_segments_are_runs_of_removed_frames_with_their_peak():
+    is_clean = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 0], bool)
+    stat = np.array([0.9, 0.5, 0.4, 0.9, 0.9, 0.6, 0.9, 0.3, 0.2, 0.35])
+    segs, peaks = removed_segments(is_clean, stat, flag_above=False)
+    assert segs.tolist() == [[1, 3], [5, 6], [7, 10]] and segs.dtype == np.int64
+    np.testing.assert_allclose(peaks, [0.4, 0.6, 0.2])
+    segs, peaks = removed_segments(~is_clean, stat, flag_above=True)  # the complement
+    assert segs.tolist() == [[0, 1], [3, 5], [6, 7]]
+    np.testing.assert_allclose(peaks, [0.9, 0.9, 0.9])
+    empty, _ = removed_segments(np.ones(4, bool), np.zeros(4), True)
+    assert empty.shape == (0, 2)
+
+
+def test_paper_rule_that_removes_nothing_says_so():
+    s = _series(400)
+    s[100:200] -= 0.01  # dirtier, but far less than the 0.05 margin
+    d = decide(s, "pcc", +1, Config(median_k=(21,)))
+    assert d.threshold.is_clean.all() and len(d.segments) == 0
+    assert len(d.warnings) == 1 and "removed no frames" in d.warnings[0] and "robust SDs" in d.warnings[0]
+    assert format_segments(d) == ["removed segments: none"]
+
+
+def test_removed_frames_scoring_cleaner_are_flagged_as_wrong_direction():
+    """Two-sided MAD removes a run whose PCC is *higher* than the rest (a blur-like corruption)."""
+    s = _series(400)
+    s[100:160] += 0.05
+    d = decide(s, "pcc", +1, Config(threshold="mad", median_k=(5,), two_sided=True))
+    assert not d.threshold.is_clean[105:155].any()
+    assert any("higher pcc" in w and "wrong way" in w for w in d.warnings), d.warnings
+    lines = format_segments(d)
+    assert "removed segments: 1" in lines[0] and "100" in lines[1]
+    ok = decide(s[::-1] * -1 + 1.8, "pcc", +1, Config(threshold="mad", median_k=(5,)))  # now a dip
+    assert len(ok.segments) == 1 and ok.warnings == []
