@@ -18,6 +18,7 @@ import numpy as np
 from cae_fast.errors import InputError
 from cae_fast.export import atomic_write_bytes
 from cae_fast.score import robust_z
+from cae_fast.threshold import Decision
 
 METRICS_NAME = "metrics.json"
 
@@ -52,6 +53,15 @@ def dirtiness(values: np.ndarray, direction: int) -> np.ndarray:
     (direction 0) the distance from the crowd, ``|robust z|``."""
     values = np.asarray(values, np.float64)
     return np.abs(robust_z(values)) if direction == 0 else -direction * values
+
+
+def evaluation_series(raw: np.ndarray, d: Decision) -> dict[str, np.ndarray]:
+    """What a decision can be judged by, as dirtiness: the filtered score (primary), the raw score,
+    and the robust z statistic when the rule thresholded that instead."""
+    series = {f"{d.score}_med": dirtiness(d.score_med, d.direction), d.score: dirtiness(raw, d.direction)}
+    if not d.threshold.in_score_units:
+        series[d.threshold.stat_name] = np.asarray(d.stat, np.float64)
+    return series
 
 
 def _ranking(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
@@ -195,13 +205,13 @@ def format_table(metrics: dict) -> list[str]:
     """The metrics as printable lines."""
     m = metrics
     (tn, fp), (fn, tp) = m["confusion"]
+    w = max(len(name) for name in [*m["ranking"], "score (higher = dirtier)"])
     lines = [
-        f"evaluation against the labels ({m['n_dirty']} dirty, {m['n_clean']} clean frames; "
-        "ROC-AUC 0.5 = chance, below 0.5 = the score points the wrong way):",
-        f"  {'score (higher = dirtier)':<28} {'ROC-AUC':>8} {'avg prec':>9}",
+        f"evaluation against the labels ({m['n_dirty']} dirty, {m['n_clean']} clean frames):",
+        f"  {'score (higher = dirtier)':<{w}} {'ROC-AUC':>8} {'avg prec':>9}  (AUC < 0.5: wrong way)",
     ]
     for name, r in m["ranking"].items():
-        lines.append(f"  {name:<28} {r['roc_auc']:>8.3f} {r['average_precision']:>9.3f}")
+        lines.append(f"  {name:<{w}} {r['roc_auc']:>8.3f} {r['average_precision']:>9.3f}")
     lines += [
         f"  at the threshold: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}",
         f"  {'':<14}{'kept':>8}{'removed':>9}",

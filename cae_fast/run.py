@@ -1,7 +1,8 @@
 """``python -m cae_fast.run`` / ``cae-fast``: find and remove corrupted frames.
 
-data -> train the CAE (L_rec + lambda L_ref) -> per-frame PCC / MSE -> median filter over the
-frame index -> paper threshold -> ``filter_result.npz``, ``kept.txt``, ``removed.txt``.
+data -> train the CAE (L_rec + lambda L_ref) -> per-frame scores -> median filter over the frame
+index -> threshold (paper / mad / contamination / fixed) -> ``filter_result.npz``, ``kept.txt``,
+``removed.txt``; with labels ``metrics.json``; with ``--report`` plots and ``report/report.html``.
 This is the only module that knows about argv, printing and exit codes: bad input anywhere
 below raises ``InputError`` and ends here as one line ``error: <path>: <problem>``, exit 2.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cae_fast import config as C
+from cae_fast import evaluate as ev
 from cae_fast import ops
 from cae_fast.config import Config
 from cae_fast.data import load_frames
@@ -25,9 +27,10 @@ from cae_fast.errors import InputError
 from cae_fast.export import write_lists, write_result
 from cae_fast.losses import REF_NORMS
 from cae_fast.model import check_image_size
-from cae_fast.score import DIRECTION, MEDIAN_MODES, effective_k, median_filter_1d, score_frames
-from cae_fast.threshold import THRESHOLDS, apply_threshold
-from cae_fast.train import CHECKPOINT_NAME, load_checkpoint, load_model, pick_device, train
+from cae_fast.report import extremes_from_model, read_train_log, write_report
+from cae_fast.score import DIRECTION, MEDIAN_MODES, score_frames
+from cae_fast.threshold import THRESHOLDS, decide, filtered, format_decision, format_segments
+from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, load_model, pick_device, train
 
 
 def _odd(text: str) -> int:
@@ -35,6 +38,24 @@ def _odd(text: str) -> int:
     if k < 1 or k % 2 == 0:
         raise argparse.ArgumentTypeError(f"must be a positive odd number, got {k}")
     return k
+
+
+def _odd_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_odd(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated odd numbers, got {text!r}") from None
+
+
+def _odd_or_zero(text: str) -> int:
+    return 0 if int(text) == 0 else _odd(text)
+
+
+def _fraction(text: str) -> float:
+    q = float(text)
+    if not 0.0 < q < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {q}")
+    return q
 
 
 def _nonnegative(text: str) -> int:
@@ -168,10 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--median-k",
-        type=_odd,
-        default=C.MEDIAN_K,
-        help="median filter length over the frame index "
-        "(paper; odd; 1 disables; shrunk to the largest odd <= N, with a warning, when N < k)",
+        type=_odd_list,
+        default=str(C.MEDIAN_K),
+        help="median filter length over the frame index (paper; odd; 1 disables; shrunk to the largest "
+        "odd <= N, with a warning, when N < k). A list such as 21,101 judges each frame at its dirtiest "
+        "scale: short filters keep short runs that long ones erase",
     )
     s.add_argument(
         "--median-mode",
@@ -183,10 +205,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         choices=tuple(THRESHOLDS),
         default="paper",
-        help="'paper': delta = median(PCC_med) - delta-margin, a frame is clean when PCC_med >= delta",
+        help="'paper': delta = median(PCC_med) - delta-margin, a frame is clean when PCC_med >= delta; "
+        "'mad': removed when the robust z of the filtered score, (s - median) / (1.4826 MAD), in the dirty "
+        "direction exceeds --mad-k; 'contamination': the --contamination fraction with the largest z; "
+        "'fixed': removed when the filtered score is dirtier than --fixed",
     )
     s.add_argument(
         "--delta-margin", type=float, default=C.DELTA_MARGIN, help="margin below the median PCC_med (paper)"
+    )
+    s.add_argument("--mad-k", type=float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes")
+    s.add_argument("--two-sided", action="store_true", help="'mad', 'contamination': both tails are dirty")
+    s.add_argument("--contamination", type=_fraction, metavar="Q", help="'contamination': fraction removed")
+    s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
+    s.add_argument(
+        "--detrend",
+        type=_odd_or_zero,
+        default=0,
+        metavar="W",
+        help="'mad', 'contamination': subtract a rolling median over W frames (odd; e.g. 5x the filter "
+        "length) before the robust z, so slow drifts of the whole sequence do not hide runs; 0 = off",
+    )
+    s.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="per-frame labels for the evaluation, .npy or text, one 0/1 per frame (1 = dirty); "
+        "overrides labels stored with the data",
+    )
+    s.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        help="write plots and report.html to --out/report (default: on for the demo, off for --data)",
     )
     s.add_argument("--score-batch", type=_positive, default=C.SCORE_BATCH, help="frames per scoring batch")
     s.add_argument(
@@ -200,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     out = args.out or str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    if {"contamination": args.contamination, "fixed": args.fixed}.get(args.threshold, 0) is None:
+        raise InputError(f"--{args.threshold}", f"a value is needed with --threshold {args.threshold}")
     resume = args.resume
     if resume == "":
         if not args.out:
@@ -237,6 +287,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         median_mode=args.median_mode,
         threshold=args.threshold,
         delta_margin=args.delta_margin,
+        **{
+            k: getattr(args, k) for k in ("mad_k", "two_sided", "contamination", "fixed", "detrend", "labels")
+        },
+        report=args.report,
         out=out,
     ).resolved()
 
@@ -290,46 +344,61 @@ def run(cfg: Config, say=print) -> dict:
     if not cfg.score_only:
         say(f"training took {time.perf_counter() - t1:.1f} s")
     t2 = time.perf_counter()
-    scores = score_frames(model, frames.images, cfg, device)
-    k = effective_k(len(frames), cfg.median_k)
-    pcc_med = median_filter_1d(scores["pcc"], k, cfg.median_mode)
-    decision = apply_threshold(cfg.threshold, pcc_med, cfg)
+    scores = score_frames(model, frames.images, cfg, device, tuple(dict.fromkeys(("pcc", "mse", cfg.score))))
+    raw = scores[cfg.score]
+    try:
+        decision = decide(raw, cfg.score, DIRECTION[cfg.score], cfg)
+    except ValueError as exc:  # a rule that does not fit the score (e.g. fixed on a two-sided one)
+        raise InputError("--threshold", str(exc)) from None
+    labels, kinds = frames.labels, frames.kinds
+    if cfg.labels:  # a user's labels file says nothing about corruption kinds
+        labels, kinds = ev.load_labels(cfg.labels, len(frames)), None
+    series = ev.evaluation_series(raw, decision)
+    metrics = (
+        None if labels is None else ev.evaluate(labels, series, decision.is_clean, kinds, frames.kind_names)
+    )
+    decision.warnings += ev.direction_warnings(metrics) if metrics else []
     arrays = {
-        "pcc": scores["pcc"],
-        "pcc_med": pcc_med,
-        "mse": scores["mse"],
-        "delta": np.float64(decision.delta),
-        "is_clean": decision.is_clean,
+        **scores,
+        "pcc_med": filtered(scores["pcc"], decision.ks, cfg.median_mode, DIRECTION["pcc"]),
+        **decision.arrays(),
         "index": np.arange(len(frames), dtype=np.int64),
+        **(ev.to_arrays(metrics) if metrics else {}),
     }
     if frames.paths is not None:
         arrays["paths"] = np.asarray(frames.paths, dtype=str)
-    if frames.labels is not None:
-        arrays["labels"] = frames.labels
+    if labels is not None:
+        arrays["labels"] = labels
     if cfg.skip_bad:
         arrays["skipped_paths"] = np.asarray(frames.skipped, dtype=str).reshape(-1)
     meta = {
         "config": vars(cfg).copy(),
-        "median_k_used": k,
-        "threshold_rule": decision.rule,
+        "median_k_used": list(decision.ks),
+        "score": cfg.score,
+        "threshold_rule": decision.threshold.rule,
         "ops_backend": ops.backend(),
         "device": str(device),
         "n_frames": len(frames),
     }
+    summary = [f"scored in {time.perf_counter() - t2:.1f} s", *format_decision(decision, cfg.median_mode)]
     try:
         result = write_result(out, arrays, meta)
         write_lists(out, frames.names, decision.is_clean)
+        if metrics:
+            ev.write_metrics_json(out, metrics)
+        if cfg.report:
+            log_dir = Path(cfg.score_only).parent if cfg.score_only else out  # the model's own training
+            extremes = extremes_from_model(model, frames.images, series[cfg.score], raw, device)
+            page = write_report(out, raw, decision, labels=labels, kinds=kinds, kind_names=frames.kind_names,
+                                series=series, metrics=metrics, extremes=extremes,
+                                train_log=read_train_log(log_dir / LOG_NAME), summary=summary)  # fmt: skip
     except OSError as exc:
         raise InputError(out, f"cannot write results ({exc.strerror or exc})") from None
-    kept = int(decision.is_clean.sum())
-    say(
-        f"scored in {time.perf_counter() - t2:.1f} s; median filter k={k} ({cfg.median_mode}); "
-        f"delta = {decision.delta:.4f} ({decision.rule})"
-    )
-    say(f"kept {kept}, removed {len(frames) - kept} of {len(frames)} frames")
-    if frames.labels is not None:
-        for line in _evaluation(frames.labels, scores["pcc"], pcc_med, decision.is_clean):
-            say(line)
+    lines = [*summary, *format_segments(decision), *(f"warning: {w}" for w in decision.warnings)]
+    for line in (
+        lines + (ev.format_table(metrics) if metrics else []) + ([f"report: {page}"] if cfg.report else [])
+    ):
+        say(line)
     say(f"wrote {result}, {out / 'kept.txt'}, {out / 'removed.txt'}")
     return arrays
 
@@ -359,25 +428,6 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
             f"mean |z| {h.mean_z_norm:.3g}, {h.frames_per_s:.0f} frames/s"
         )
     return model
-
-
-def _evaluation(labels: np.ndarray, pcc: np.ndarray, pcc_med: np.ndarray, is_clean: np.ndarray) -> list[str]:
-    """Against known labels (1 = dirty). AUC scores 'dirtiness', so it uses -PCC (DIRECTION['pcc'])."""
-    from sklearn.metrics import roc_auc_score
-
-    dirty = labels.astype(bool)
-    n_dirty, n_clean = int(dirty.sum()), int((~dirty).sum())
-    lines = [f"evaluation against the labels ({n_dirty} dirty, {n_clean} clean frames):"]
-    for name, score in (("PCC", pcc), ("PCC_med", pcc_med)):
-        auc = roc_auc_score(dirty, -DIRECTION["pcc"] * score) if n_dirty and n_clean else float("nan")
-        lines.append(f"  ROC-AUC of -{name:<8} {auc:.3f}   (0.5 = chance, below 0.5 = points the wrong way)")
-    if n_dirty:
-        removed = int((~is_clean[dirty]).sum())
-        lines.append(f"  dirty removed       {removed / n_dirty:6.1%}  ({removed} / {n_dirty})")
-    if n_clean:
-        kept = int(is_clean[~dirty].sum())
-        lines.append(f"  clean kept          {kept / n_clean:6.1%}  ({kept} / {n_clean})")
-    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

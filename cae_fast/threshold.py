@@ -41,6 +41,7 @@ class Threshold:
     stat: np.ndarray | None = None  # (N,) what was compared with delta (None: the filtered score itself)
     stat_name: str = ""  # e.g. "pcc_med", "robust z"
     flag_above: bool = False  # True: removed when stat > delta; False: removed when stat < delta
+    in_score_units: bool = True  # stat is the filtered score itself (False: a robust z)
 
 
 ThresholdRule = Callable[[list[np.ndarray], int, Config], Threshold]
@@ -108,7 +109,7 @@ def mad_rule(filtered: list[np.ndarray], direction: int, cfg: Config) -> Thresho
     """Removed when the robust z in the dirty direction exceeds ``cfg.mad_k`` (= k MADs * 1.4826)."""
     z = dirty_z(filtered, direction, cfg.detrend, cfg.median_mode, cfg.two_sided)
     name = _z_name(cfg, direction)
-    return Threshold(float(cfg.mad_k), z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}", z, name, True)
+    return Threshold(float(cfg.mad_k), z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}", z, name, True, False)
 
 
 def contamination_rule(filtered: list[np.ndarray], direction: int, cfg: Config) -> Threshold:
@@ -124,7 +125,7 @@ def contamination_rule(filtered: list[np.ndarray], direction: int, cfg: Config) 
     else:
         cut = float(np.partition(z, len(z) - m)[len(z) - m])  # the m-th largest
         is_clean = z < cut
-    return Threshold(cut, is_clean, f"contamination: top {q:g} of {name}", z, name, True)
+    return Threshold(cut, is_clean, f"contamination: top {q:g} of {name}", z, name, True, False)
 
 
 def _in_units(rule: Callable[[np.ndarray, int, Config], Threshold]) -> ThresholdRule:
@@ -206,6 +207,27 @@ class Decision:
         t = self.threshold
         return t.stat if t.stat is not None else self.score_med
 
+    @property
+    def is_clean(self) -> np.ndarray:
+        return self.threshold.is_clean
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The decision's part of ``filter_result.npz``."""
+        return {
+            "score_med": self.score_med,
+            "threshold_stat": self.stat,
+            "delta": np.float64(self.threshold.delta),
+            "is_clean": self.is_clean,
+            "segments": self.segments,
+            "segment_peak": self.segment_peak,
+            "warnings": np.asarray(self.warnings, dtype=str).reshape(-1),
+        }
+
+
+def filtered(raw: np.ndarray, ks: Sequence[int], mode: str, direction: int) -> np.ndarray:
+    """``raw`` median-filtered at each length in ``ks`` (each <= len(raw)), dirtiest over the scales."""
+    return dirtiest([median_filter_1d(raw, k, mode) for k in ks], direction)
+
 
 def decide(raw: np.ndarray, score: str, direction: int, cfg: Config) -> Decision:
     """Filter ``raw`` (one value per frame, in frame order) at each length of ``cfg.median_k``,
@@ -254,6 +276,16 @@ def sanity_warnings(raw: np.ndarray, d: Decision, cfg: Config) -> list[str]:
                 "reconstruct better); check the report or try another --score"
             )
     return out
+
+
+def format_decision(d: Decision, mode: str) -> list[str]:
+    """What was decided, in two lines for printing."""
+    t, n = d.threshold, len(d.is_clean)
+    removed = int(n - d.is_clean.sum())
+    return [
+        f"{d.score}, median filter k={','.join(map(str, d.ks))} ({mode}); delta = {t.delta:.4f} ({t.rule})",
+        f"kept {n - removed}, removed {removed} of {n} frames",
+    ]
 
 
 def format_segments(d: Decision, first: int = 5) -> list[str]:

@@ -56,7 +56,7 @@ def test_end_to_end_npz(tmp_path, tiny_npz, capsys):
     np.testing.assert_array_equal(res["is_clean"], res["pcc_med"] >= res["delta"])
     assert np.all(np.isfinite(res["pcc"])) and np.all(res["mse"] >= 0)
     meta = json.loads(str(res["config"]))
-    assert meta["config"]["median_k"] == 5 and meta["config"]["image_size"] == 32
+    assert meta["config"]["median_k"] == [5] and meta["config"]["image_size"] == 32
 
     kept = (run / "kept.txt").read_text().splitlines()
     removed = (run / "removed.txt").read_text().splitlines()
@@ -124,12 +124,16 @@ def test_backends_give_the_same_filter_result(tmp_path, tiny_npz):
 def test_demo_path_uses_builtin_synthetic_data(tmp_path, monkeypatch, capsys):
     """No --data: the synthetic generator's frames and labels flow through (generator stubbed here)."""
     images, labels = make_frames(64)
+    kinds = np.where(labels == 1, 1, -1).astype(np.int8)
     fake = types.ModuleType("cae_fast.data.synth")
+    fake.KINDS = ("raindrop", "mud")
     fake.SynthSpec = lambda **kw: types.SimpleNamespace(**kw)
-    fake.generate = lambda spec: types.SimpleNamespace(images=images[: spec.n_frames], labels=labels)
+    fake.generate = lambda spec: types.SimpleNamespace(images=images[: spec.n_frames], labels=labels,
+                                                       kinds=kinds)  # fmt: skip
     monkeypatch.setitem(sys.modules, "cae_fast.data.synth", fake)
-    out = _run_ok(["--demo-frames", "64", "--out", str(tmp_path / "demo")], capsys)
+    out = _run_ok(["--demo-frames", "64", "--out", str(tmp_path / "demo"), "--no-report"], capsys)
     assert "synthetic" in out and "ROC-AUC" in out
+    assert "per kind" in out and "mud" in out  # kinds flow through to the per-kind evaluation
     with np.load(tmp_path / "demo" / "filter_result.npz") as r:
         np.testing.assert_array_equal(r["labels"], labels)
 
@@ -149,7 +153,7 @@ def test_median_k_larger_than_data_warns_and_shrinks(tmp_path, tiny_npz, capsys)
     err = capsys.readouterr().err
     assert rc == 0 and "warning: only 48 frames" in err and "k = 47" in err
     with np.load(tmp_path / "r" / "filter_result.npz") as r:
-        assert json.loads(str(r["config"]))["median_k_used"] == 47
+        assert json.loads(str(r["config"]))["median_k_used"] == [47]
 
 
 # ---- bad input: one line "error: <path>: <problem>", exit code 2 ----------------------------------
@@ -264,3 +268,69 @@ def test_channels_flag_and_score_only_takes_the_network_from_the_checkpoint(tmp_
                    "--image-size", "64"], capsys)  # fmt: skip
     assert str(ckpt) in line and "32" in line
     assert main(["--channels", "8,x"]) == 2 and "comma-separated" in capsys.readouterr().err
+
+
+# ---- thresholds, evaluation and report through the CLI -------------------------------------------
+
+
+def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_frames, capsys):
+    """--threshold mad with two filter lengths and detrending, labels from a text file: the saved
+    decision follows its statistic, the metrics are scikit-learn's on the saved arrays, the
+    segments are the runs of removed frames, and the report is written."""
+    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+    labels_txt = tmp_path / "labels.txt"
+    labels_txt.write_text("".join(f"{v}\n" for v in tiny_frames[1]))
+    run = tmp_path / "run"
+    flags = ["--threshold", "mad", "--median-k", "3,5", "--detrend", "31", "--mad-k", "2.5", "--report"]
+    out = _run_ok(["--data", str(tiny_npz), "--out", str(run), "--labels", str(labels_txt), *flags], capsys)
+    assert "removed segments" in out and "ROC-AUC" in out and "report:" in out
+    with np.load(run / "filter_result.npz", allow_pickle=False) as r:
+        res = {k: r[k] for k in r.files}
+    assert float(res["delta"]) == 2.5
+    np.testing.assert_array_equal(res["is_clean"], res["threshold_stat"] <= 2.5)
+    y = tiny_frames[1]
+    assert res["eval_roc_auc"] == pytest.approx(roc_auc_score(y, -res["score_med"].astype(np.float64)))
+    assert res["eval_average_precision"] == pytest.approx(average_precision_score(y, -res["score_med"]))
+    assert res["eval_confusion"].tolist() == confusion_matrix(y, ~res["is_clean"]).tolist()
+    removed = np.flatnonzero(~res["is_clean"])
+    assert res["segments"].shape[1] == 2 and res["segment_peak"].shape == (len(res["segments"]),)
+    assert sorted(i for a, b in res["segments"] for i in range(a, b)) == removed.tolist()
+    assert res["warnings"].dtype.kind == "U"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["roc_auc"] == pytest.approx(float(res["eval_roc_auc"]))
+    assert json.loads(str(res["config"]))["median_k_used"] == [3, 5]
+    assert (run / "report" / "report.html").is_file() and (run / "report" / "training.png").is_file()
+    assert (run / "report" / "extremes.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_contamination_fixed_and_the_paper_rule_that_removes_nothing(tmp_path, tiny_npz, capsys):
+    _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "a")], capsys)
+    assert not (tmp_path / "a" / "report").exists()  # off by default for --data
+    score_only = ["--data", str(tiny_npz), "--score-only", str(tmp_path / "a" / "checkpoint.pt")]
+    contamination = ["--threshold", "contamination", "--contamination", "0.25"]
+    _run_ok([*score_only, "--out", str(tmp_path / "c"), *contamination], capsys)
+    with np.load(tmp_path / "c" / "filter_result.npz") as r:
+        assert (~r["is_clean"]).sum() == 12  # a quarter of 48 (the score's values are distinct here)
+        np.testing.assert_array_equal(r["is_clean"], r["threshold_stat"] < r["delta"])
+    _run_ok([*score_only, "--out", str(tmp_path / "f"), "--threshold", "fixed", "--fixed", "0.5"], capsys)
+    with np.load(tmp_path / "f" / "filter_result.npz") as r:
+        np.testing.assert_array_equal(r["is_clean"], r["pcc_med"] >= 0.5)
+    out = _run_ok([*score_only, "--out", str(tmp_path / "p"), "--delta-margin", "10"], capsys)
+    assert "warning: the paper threshold removed no frames" in out
+    with np.load(tmp_path / "p" / "filter_result.npz") as r:
+        assert r["is_clean"].all() and r["segments"].shape == (0, 2)
+        assert "removed no frames" in r["warnings"][0]
+
+
+def test_threshold_flag_errors(tmp_path, tiny_npz, capsys):
+    base = ["--data", str(tiny_npz), "--out", str(tmp_path / "o")]
+    assert "--contamination" in _error([*base, "--threshold", "contamination"], capsys)
+    assert "--fixed" in _error([*base, "--threshold", "fixed"], capsys)
+    bad = tmp_path / "labels.txt"
+    bad.write_text("0\n1\n")
+    line = _error([*base, "--labels", str(bad)], capsys)
+    assert str(bad) in line and "2 labels for 48 frames" in line
+    for flags, problem in ((["--median-k", "21,100"], "odd"), (["--contamination", "1.5"], "fraction"),
+                           (["--detrend", "10"], "odd")):  # fmt: skip
+        assert main([*base, *flags]) == 2 and problem in capsys.readouterr().err

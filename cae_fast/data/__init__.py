@@ -23,6 +23,8 @@ class Frames:
     images: np.ndarray  # (N, S, S, 3) uint8: a memmap for --data, an array for the demo
     names: list[str]  # per frame: its image file, or "<array file>[i]", or "synthetic[i]"
     labels: np.ndarray | None = None  # (N,) uint8, 1 = dirty, when known
+    kinds: np.ndarray | None = None  # (N,) int8 corruption kind, -1 clean (built-in data only)
+    kind_names: tuple[str, ...] = ()  # what kinds index
     paths: list[str] | None = None  # per frame image file, for folder input only
     skipped: list[str] = field(default_factory=list)  # unreadable files skipped with --skip-bad
     from_cache: bool = False  # True when the frames came from an existing cache entry
@@ -58,7 +60,7 @@ def load_frames(cfg: Config) -> Frames:
 
 
 def _synthetic(cfg: Config) -> Frames:
-    from cae_fast.data.synth import SynthSpec, generate  # the generator is only needed for the demo
+    from cae_fast.data.synth import KINDS, SynthSpec, generate  # the generator is only needed for the demo
 
     data = generate(
         SynthSpec(n_frames=cfg.demo_frames, size=cfg.image_size, seed=cfg.seed, kinds=tuple(cfg.demo_kinds))
@@ -68,6 +70,8 @@ def _synthetic(cfg: Config) -> Frames:
         images=np.ascontiguousarray(data.images, dtype=np.uint8),
         names=[f"synthetic[{i}]" for i in range(n)],
         labels=np.asarray(data.labels, dtype=np.uint8),
+        kinds=np.asarray(data.kinds, dtype=np.int8),
+        kind_names=tuple(KINDS),
         description=f"built-in synthetic sequence ({n} frames, {', '.join(cfg.demo_kinds)})",
     )
 

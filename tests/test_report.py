@@ -1,0 +1,82 @@
+"""The diagnostics report: every plot is a real PNG, report.html links them relatively, and the
+most / least anomalous frames are picked apart from each other."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from cae_fast.config import Config
+from cae_fast.evaluate import evaluate, evaluation_series
+from cae_fast.report import Extremes, pick_extremes, read_train_log, write_report
+from cae_fast.threshold import decide
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _labelled_sequence(n: int = 300):
+    rng = np.random.default_rng(0)
+    raw = 0.9 + 0.003 * rng.standard_normal(n)
+    kinds = np.full(n, -1, np.int8)
+    kinds[50:80], kinds[200:230] = 0, 1
+    raw[50:80] -= 0.03  # kind 0 lowers PCC (the right way)
+    raw[200:230] += 0.01  # kind 1 raises it (the wrong way)
+    return raw.astype(np.float32), (kinds >= 0).astype(np.uint8), kinds
+
+
+def test_pick_extremes_orders_and_spaces_the_frames():
+    dirt = np.zeros(200)
+    dirt[[10, 11, 12, 100, 150, 190]] = [9, 8, 7, 6, 5, 4]
+    dirt[[30, 31, 60, 120]] = [-9, -8, -7, -6]
+    most, least = pick_extremes(dirt, n=4, gap=5)
+    assert most.tolist() == [10, 100, 150, 190]  # 11 and 12 are too close to 10
+    assert least.tolist() == [30, 60, 120, 0]  # 0: first of the ties at 0 far enough away
+    tiny_most, tiny_least = pick_extremes(np.arange(6.0), n=4, gap=25)  # gap shrinks to fit
+    assert tiny_most.tolist() == [5, 4, 3, 2] and tiny_least.tolist() == [0, 1, 2, 3]
+
+
+def test_report_writes_every_plot_and_links_them(tmp_path):
+    raw, labels, kinds = _labelled_sequence()
+    cfg = Config(threshold="mad", median_k=(5, 11), detrend=201, two_sided=True)
+    d = decide(raw, "pcc", +1, cfg)
+    assert np.abs(d.segments - [[50, 80], [200, 230]]).max() <= 2  # both runs, either direction
+    d.warnings.append("a <made-up> warning")
+    series = evaluation_series(raw, d)
+    metrics = evaluate(labels, series, d.is_clean, kinds, ("raindrop", "fog"))
+    rng = np.random.default_rng(1)
+    ex = Extremes(np.arange(8), rng.random((8, 16, 16, 3)), rng.random((8, 16, 16, 3)), raw[:8], 4)
+    log_path = tmp_path / "train_log.jsonl"
+    log_path.write_text(
+        "".join(
+            f'{{"epoch": {e}, "l_rec": {0.1 / e}, "l_ref": {2.0 / e}, "mean_z_norm": {3 - e}}}\n'
+            for e in (1, 2)
+        )
+        + '{"epoch": 3, "l_re'  # a line cut short by a killed run is skipped
+    )
+    log = read_train_log(log_path)
+    assert [r["epoch"] for r in log] == [1, 2]
+    page = write_report(tmp_path, raw, d, labels=labels, kinds=kinds, kind_names=("raindrop", "fog"),
+                        series=series, metrics=metrics, extremes=ex, train_log=log,
+                        summary=["kept <many> frames"])  # fmt: skip
+    folder = tmp_path / "report"
+    assert page == folder / "report.html"
+    expected = {"scores.png", "hist.png", "roc.png", "extremes.png", "training.png"}
+    assert {p.name for p in folder.iterdir()} == expected | {"report.html"}  # nothing temporary left
+    for name in expected:
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    html = page.read_text()
+    assert set(re.findall(r"<img src='([^']+)'", html)) == expected  # relative, next to the page
+    assert "kept &lt;many&gt; frames" in html  # text is escaped
+    assert "raindrop" in html and "fog" in html and f"{metrics['roc_auc']:.3f}" in html
+    assert f"<td>{d.segments[0][0]}</td>" in html
+    assert "warning: a &lt;made-up&gt; warning" in html
+
+
+def test_report_without_labels_or_training_has_only_what_it_can_show(tmp_path):
+    raw, _, _ = _labelled_sequence(120)
+    d = decide(raw, "pcc", +1, Config(median_k=(5,)))
+    page = write_report(tmp_path, raw, d)
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"scores.png", "report.html"}
+    assert "Evaluation" not in page.read_text()
