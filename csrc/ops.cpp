@@ -17,6 +17,9 @@ TORCH_LIBRARY(cae_fast, m) {
   // Per-frame detail statistics of x against y: [B, 5] float64 columns ssim, lap_x, lap_y,
   // lap_mean_x, lap_r (csrc/common/frame_stats.h). x, y: [B, C, H, W], H, W >= 7.
   m.def("frame_stats(Tensor x, Tensor y) -> Tensor");
+  // Mean squared residual of every patch x patch tile over all channels: [B, H/patch, W/patch]
+  // (a remainder strip is left out).
+  m.def("patch_mse(Tensor x, Tensor y, int patch) -> Tensor");
   // Squared L2 distance of every z to its nearest row of h_ref and that row's index
   // (ties -> lowest index). exclude[i] >= 0 names a row z[i] may not match (itself).
   m.def("nn_ref(Tensor z, Tensor h_ref, Tensor? exclude=None) -> (Tensor dist2, Tensor idx)");

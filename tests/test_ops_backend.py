@@ -72,3 +72,9 @@ def test_torch_compile_traces_through_the_ops():
 def test_opcheck_frame_stats():
     x, y = torch.rand(2, 3, 9, 8), torch.rand(2, 3, 9, 8)
     torch.library.opcheck(torch.ops.cae_fast.frame_stats.default, (x, y))
+
+
+@needs_ext
+def test_opcheck_patch_mse():
+    x, y = torch.rand(2, 3, 9, 8), torch.rand(2, 3, 9, 8)
+    torch.library.opcheck(torch.ops.cae_fast.patch_mse.default, (x, y, 4))

@@ -14,10 +14,19 @@ import warnings
 import torch
 
 from cae_fast.ops import reference
-from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_pcc_mse
+from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_patch_mse, check_pcc_mse
 from cae_fast.ops.reference import FRAME_STATS
 
-__all__ = ["FRAME_STATS", "backend", "frame_stats", "load_error", "nn_ref", "pcc_mse", "reference"]
+__all__ = [
+    "FRAME_STATS",
+    "backend",
+    "frame_stats",
+    "load_error",
+    "nn_ref",
+    "patch_mse",
+    "pcc_mse",
+    "reference",
+]
 
 
 def _load() -> tuple[bool, str | None]:
@@ -98,3 +107,12 @@ def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return reference.frame_stats(x, y)
     check_frame_stats(x, y)
     return torch.ops.cae_fast.frame_stats(x, y)
+
+
+def patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
+    """Local error map: mean squared residual of each ``patch x patch`` tile over all channels,
+    ``[B, H//patch, W//patch]`` float32 (float64 for float64 input); sums in float64."""
+    if not _COMPILED:
+        return reference.patch_mse(x, y, patch)
+    check_patch_mse(x, y, patch)
+    return torch.ops.cae_fast.patch_mse(x, y, patch)

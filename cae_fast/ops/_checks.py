@@ -71,3 +71,20 @@ def check_frame_stats(x: torch.Tensor, y: torch.Tensor) -> None:
         raise TypeError(f"frame_stats: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
     if x.device != y.device:
         raise ValueError(f"frame_stats: x and y are on different devices ({x.device}, {y.device})")
+
+
+def check_patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> None:
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(
+            "patch_mse: x and y must be [B, C, H, W] of the same shape, "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if not 1 <= patch <= min(x.shape[2], x.shape[3]):
+        raise ValueError(f"patch_mse: patch must be in [1, {min(x.shape[2], x.shape[3])}], got {patch}")
+    for name, t in (("x", x), ("y", y)):
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"patch_mse: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
+    if x.dtype != y.dtype:
+        raise TypeError(f"patch_mse: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"patch_mse: x and y are on different devices ({x.device}, {y.device})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_pcc_mse
+from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_patch_mse, check_pcc_mse
 
 # Zero-variance images get this PCC instead of NaN (csrc/common/moments.h: kPccOfConstant).
 PCC_OF_CONSTANT = 0.0
@@ -121,3 +121,11 @@ def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [s.flatten(1).mean(1), lx.pow(2).mean(1), ly.pow(2).mean(1), lx.mean(1), lr.pow(2).mean(1)], dim=1
     )
+
+
+def patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
+    """Mean squared residual of each ``patch x patch`` tile over all channels: ``[B, H//patch, W//patch]``
+    float32 (float64 for float64 input); a remainder strip at the bottom/right is left out."""
+    check_patch_mse(x, y, patch)
+    r = (x.to(torch.float64) - y.to(torch.float64)).pow(2).mean(1, keepdim=True)
+    return torch.nn.functional.avg_pool2d(r, patch)[:, 0].to(_out_dtype(x.dtype))
