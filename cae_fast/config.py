@@ -27,6 +27,7 @@ DELTA_MARGIN = 0.05
 ENCODER_CHANNELS = (32, 64, 128, 256)  # one stride-2 conv per entry: total stride 16
 MEDIAN_MODE = "reflect"  # median filter edges as scipy.ndimage names them: d c b a | a b c d | d c b a
 SEED = 0
+SCORE = "pcc"  # the paper's; see README "Detection quality" for the measured alternatives
 SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than training)
 MAD_K = 3.0  # --threshold mad: removed beyond k robust standard deviations (1.4826 MAD)
 
@@ -77,7 +78,7 @@ class Config:
     progress: bool = True
     # scoring, threshold, export
     score_only: str | None = None
-    score: str = "pcc"
+    score: str = SCORE
     score_batch: int = SCORE_BATCH
     median_k: tuple[int, ...] = (MEDIAN_K,)  # several lengths: a frame is judged at its dirtiest scale
     median_mode: str = MEDIAN_MODE

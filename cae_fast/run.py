@@ -28,7 +28,7 @@ from cae_fast.export import write_lists, write_result
 from cae_fast.losses import REF_NORMS
 from cae_fast.model import check_image_size
 from cae_fast.report import extremes_from_model, read_train_log, write_report
-from cae_fast.score import DIRECTION, MEDIAN_MODES, score_frames
+from cae_fast.score import DIRECTION, MEDIAN_MODES, SCORE_NAMES, score_frames
 from cae_fast.threshold import THRESHOLDS, decide, filtered, format_decision, format_segments
 from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, load_model, pick_device, train
 
@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip training: score the data with this trained checkpoint",
     )
     s.add_argument(
+        "--score",
+        choices=SCORE_NAMES,
+        default=C.SCORE,
+        help="per-frame score: 'pcc' (the paper's), 'mse', 'ssim', 'detail_ratio' (log detail of the "
+        "reconstruction over the frame's, two-sided), 'lapvar' (no-model blur baseline), 'local' "
+        "(worst tiles against their own position), 'combo' (max robust z of 1-SSIM, |detail_ratio|, local)",
+    )
+    s.add_argument(
         "--median-k",
         type=_odd_list,
         default=str(C.MEDIAN_K),
@@ -285,6 +293,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         score_batch=args.score_batch,
         median_k=args.median_k,
         median_mode=args.median_mode,
+        score=args.score,
         threshold=args.threshold,
         delta_margin=args.delta_margin,
         **{

@@ -45,16 +45,39 @@ def _frame_stats(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor
     }
 
 
+# The local error map is a LOCAL_GRID x LOCAL_GRID grid of tiles, whatever the frame size.
+LOCAL_GRID = 8
+# A frame's local score is the mean of its LOCAL_TOPK most unusual tiles: one tile is noisy,
+# a mud splat or a drop covers a few.
+LOCAL_TOPK = 4
+# Floor on a tile's mean squared error before the log (0-1 pixel scale).
+LOCAL_EPS = 1e-6
+
+
+def _patch(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
+    patch = max(1, x.shape[-1] // LOCAL_GRID)
+    return {"patch_err": ops.patch_mse(x, recon, patch).flatten(1)}
+
+
 SCORERS: dict[str, BatchScorer] = {
     "pcc": _pcc_mse,
     "mse": _pcc_mse,
     "ssim": _frame_stats,
     "detail_ratio": _frame_stats,
     "lapvar": _frame_stats,
+    "patch_err": _patch,  # (N, LOCAL_GRID**2) local error map, the input of "local"
 }
 # +1: a higher score means a cleaner frame; -1: a higher score means a dirtier one;
 # 0: two-sided, either tail is dirty (only used inside combined scores).
-DIRECTION: dict[str, int] = {"pcc": +1, "mse": -1, "ssim": +1, "detail_ratio": 0, "lapvar": +1, "combo": -1}
+DIRECTION: dict[str, int] = {
+    "pcc": +1,
+    "mse": -1,
+    "ssim": +1,
+    "detail_ratio": 0,
+    "lapvar": +1,
+    "local": -1,
+    "combo": -1,
+}
 
 # MAD -> standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826
@@ -72,22 +95,46 @@ def robust_z(s: np.ndarray) -> np.ndarray:
     return (s - med) / scale
 
 
-def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
-    """The default score: how far a frame is from the crowd on either failure mode, in robust
-    z units: max(z(1 - SSIM), |z(detail_ratio)|). Higher = dirtier.
+def local(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """How unusual a frame's worst tiles are *for their place in the image*: the log tile error
+    in robust z units against the same tile position over the whole sequence, mean of the
+    ``LOCAL_TOPK`` largest. Sky and road differ in how well they reconstruct; an opaque splat on
+    the road is unusual for the road even when its error is ordinary for the image as a whole.
+    Higher = dirtier."""
+    e = np.log(scores["patch_err"].astype(np.float64) + LOCAL_EPS)
+    med = np.median(e, axis=0)
+    scale = MAD_TO_SIGMA * np.median(np.abs(e - med), axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (e - med) / scale
+    k = min(LOCAL_TOPK, z.shape[1])
+    return np.sort(z, axis=1)[:, -k:].mean(axis=1)
 
-    1 - SSIM catches what adds structure the CAE cannot reproduce (drops, mud, noise); the detail
+
+def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The default score: how far a frame is from the crowd on any failure mode, in robust z
+    units: max(z(1 - SSIM), |z(detail_ratio)|, z(local)). Higher = dirtier.
+
+    1 - SSIM catches what adds structure the CAE cannot reproduce (drops, noise); the detail
     ratio catches what removes structure, which a plain reconstruction error scores as *cleaner*
-    (the failure of the published reproduction). See README, "Detection quality".
+    (the failure of the published reproduction); ``local`` catches what covers part of the frame
+    (mud, dirt). See README, "Detection quality".
     """
-    return np.maximum(robust_z(1.0 - scores["ssim"]), np.abs(robust_z(scores["detail_ratio"])))
+    return np.maximum.reduce(
+        [
+            robust_z(1.0 - scores["ssim"]),
+            np.abs(robust_z(scores["detail_ratio"])),
+            robust_z(scores["local"] if "local" in scores else local(scores)),
+        ]
+    )
 
 
 # Scores computed from other scores over the whole sequence: name -> (inputs, function).
 COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
-    "combo": (("ssim", "detail_ratio"), combo),
+    "local": (("patch_err",), local),
+    "combo": (("ssim", "detail_ratio", "patch_err"), combo),
 }
-SCORE_NAMES = tuple(SCORERS) + tuple(COMBINED)
+# Per-frame scores a user can pick (--score); patch_err is an intermediate map, not a score.
+SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n in DIRECTION)
 
 
 @torch.no_grad()
@@ -95,7 +142,7 @@ def score_frames(
     model: CAE, images: np.ndarray, cfg: Config, device: torch.device, names: tuple[str, ...] = ("pcc", "mse")
 ) -> dict[str, np.ndarray]:
     """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``."""
-    unknown = [n for n in names if n not in SCORE_NAMES]
+    unknown = [n for n in names if n not in SCORERS and n not in COMBINED]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORE_NAMES)}")
     wanted = list(names)
@@ -104,7 +151,7 @@ def score_frames(
     model.eval()
     dataset = FrameDataset(images)
     n = images.shape[0]
-    out = {name: np.empty(n, dtype=np.float32) for name in names}
+    out: dict[str, np.ndarray] = {}
     for start in range(0, n, cfg.score_batch):
         stop = min(start + cfg.score_batch, n)
         x = to_float(dataset.__getitems__(list(range(start, stop))), device)
@@ -113,8 +160,11 @@ def score_frames(
         recon = recon.float()  # scores are measured in float32 whatever the network ran in
         for scorer in scorers:
             for name, values in scorer(x, recon).items():
-                if name in out:
-                    out[name][start:stop] = values.float().cpu().numpy()
+                if name in names:
+                    v = values.float().cpu().numpy()
+                    if name not in out:  # per-frame (N,) or per-frame maps (N, ...)
+                        out[name] = np.empty((n, *v.shape[1:]), dtype=np.float32)
+                    out[name][start:stop] = v
     for name in wanted:
         if name in COMBINED:
             out[name] = COMBINED[name][1](out).astype(np.float32)
