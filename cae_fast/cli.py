@@ -1,0 +1,288 @@
+"""The command line, as flags: ``build_parser`` documents every setting with the paper's default,
+``config_from_args`` turns the parsed flags into the one ``Config`` the stages read.
+``run.py`` owns argv, printing and exit codes; this module only describes and converts flags."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from cae_fast import config as C
+from cae_fast.config import Config
+from cae_fast.errors import InputError
+from cae_fast.losses import REF_NORMS
+from cae_fast.score import MEDIAN_MODES, SCORE_NAMES
+from cae_fast.threshold import THRESHOLDS
+from cae_fast.train import CHECKPOINT_NAME, load_checkpoint
+
+
+def _odd(text: str) -> int:
+    k = int(text)
+    if k < 1 or k % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive odd number, got {k}")
+    return k
+
+
+def _odd_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_odd(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated odd numbers, got {text!r}") from None
+
+
+def _odd_or_zero(text: str) -> int:
+    return 0 if int(text) == 0 else _odd(text)
+
+
+def _fraction(text: str) -> float:
+    q = float(text)
+    if not 0.0 < q < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {q}")
+    return q
+
+
+def _nonnegative(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated widths like 32,64,128,256, got {text!r}"
+        ) from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
+    return widths
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cae-fast",
+        description="Find and remove corrupted frames (raindrops, dirt, glare, blur) from an unlabeled image "
+        "set with a convolutional autoencoder: train, score each frame by the correlation (PCC) with its "
+        "reconstruction, median-filter over the frame index, threshold. Without --data it runs a built-in, "
+        "labelled synthetic demo sized for a CPU and prints its evaluation.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d = p.add_argument_group("data")
+    d.add_argument(
+        "--data",
+        metavar="PATH",
+        help="folder of images (png/jpg/jpeg/bmp/webp, recursive, natural "
+        "sort = frame order), .npy (N,H,W,3 | N,3,H,W | N,H,W; uint8 or float in [0,1]) or .npz with "
+        "'images' and optional 'labels' (1 = dirty). Default: the built-in synthetic sequence",
+    )
+    d.add_argument(
+        "--image-size",
+        type=int,
+        metavar="S",
+        help=f"frames are resized to S x S; a multiple of 16 "
+        f"(paper: {C.IMAGE_SIZE}; demo: {C.DEMO_IMAGE_SIZE})",
+    )
+    d.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable images (listed in the npz as "
+        "'skipped_paths') instead of stopping with an error",
+    )
+    d.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where decoded frames are cached as a uint8 memmap (default: .cae_fast_cache next to --out)",
+    )
+    d.add_argument("--demo-frames", type=_positive, default=C.DEMO_FRAMES, help="frames of the built-in demo")
+    t = p.add_argument_group("model and training")
+    t.add_argument(
+        "--epochs",
+        type=_nonnegative,
+        metavar="N",
+        help=f"training epochs (paper: {C.EPOCHS}; demo: {C.DEMO_EPOCHS}); 0 scores the untrained network",
+    )
+    t.add_argument("--batch-size", type=_positive, default=C.BATCH_SIZE, help="frames per step (paper)")
+    t.add_argument("--lr", type=float, default=C.LR, help="Adam learning rate (paper)")
+    t.add_argument(
+        "--lambda-ref",
+        type=float,
+        default=C.LAMBDA_REF,
+        help="weight of L_ref in L_rec + lambda*L_ref (paper)",
+    )
+    t.add_argument(
+        "--m-ref",
+        type=_positive,
+        metavar="M",
+        help=f"frames drawn each epoch to form H_ref (paper: "
+        f"{C.M_REF}; demo: {C.DEMO_M_REF}; capped at the number of frames)",
+    )
+    t.add_argument(
+        "--ref-norm",
+        choices=REF_NORMS,
+        default="none",
+        help="how L_ref compares latents: 'none' = the paper's squared L2 (the network can satisfy it "
+        "by shrinking every latent), 'l2' = on unit-normalised latents (scale-invariant)",
+    )
+    t.add_argument(
+        "--ref-exclude-self",
+        action="store_true",
+        help="a batch frame that is also in H_ref may not "
+        "match itself in L_ref (the paper does not exclude it)",
+    )
+    t.add_argument(
+        "--latent-dim", type=_positive, default=C.LATENT_DIM, help="size of the latent code (paper)"
+    )
+    t.add_argument(
+        "--channels",
+        type=_channels,
+        default=",".join(map(str, C.ENCODER_CHANNELS)),
+        help="encoder widths, one stride-2 conv each (image size must be a multiple of 2**len); "
+        "16,32,64,128 trains about 3x faster on a CPU",
+    )
+    t.add_argument(
+        "--seed", type=int, default=C.SEED, help="seeds the weights, shuffling, H_ref draws and demo data"
+    )
+    t.add_argument(
+        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
+    )
+    t.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on CPU)")
+    t.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA)")
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="CHECKPOINT",
+        help=f"continue a killed run from CHECKPOINT (default: --out/{CHECKPOINT_NAME}) up to --epochs",
+    )
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s = p.add_argument_group("scoring, threshold, output")
+    s.add_argument(
+        "--score-only",
+        metavar="CHECKPOINT",
+        help="skip training: score the data with this trained checkpoint",
+    )
+    s.add_argument(
+        "--score",
+        choices=SCORE_NAMES,
+        default=C.SCORE,
+        help="per-frame score: 'pcc' (the paper's), 'mse', 'ssim', 'detail_ratio' (log detail of the "
+        "reconstruction over the frame's, two-sided), 'lapvar' (no-model blur baseline), 'local' "
+        "(worst tiles against their own position), 'combo' (max robust z of 1-SSIM, |detail_ratio|, local)",
+    )
+    s.add_argument(
+        "--median-k",
+        type=_odd_list,
+        default=str(C.MEDIAN_K),
+        help="median filter length over the frame index (paper; odd; 1 disables; shrunk to the largest "
+        "odd <= N, with a warning, when N < k). A list such as 21,101 judges each frame at its dirtiest "
+        "scale: short filters keep short runs that long ones erase",
+    )
+    s.add_argument(
+        "--median-mode",
+        choices=MEDIAN_MODES,
+        default=C.MEDIAN_MODE,
+        help="median filter edge handling, as scipy.ndimage.median_filter's mode",
+    )
+    s.add_argument(
+        "--threshold",
+        choices=tuple(THRESHOLDS),
+        default="paper",
+        help="'paper': delta = median(PCC_med) - delta-margin, a frame is clean when PCC_med >= delta; "
+        "'mad': removed when the robust z of the filtered score, (s - median) / (1.4826 MAD), in the dirty "
+        "direction exceeds --mad-k; 'contamination': the --contamination fraction with the largest z; "
+        "'fixed': removed when the filtered score is dirtier than --fixed",
+    )
+    s.add_argument(
+        "--delta-margin", type=float, default=C.DELTA_MARGIN, help="margin below the median PCC_med (paper)"
+    )
+    s.add_argument("--mad-k", type=float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes")
+    s.add_argument("--two-sided", action="store_true", help="'mad', 'contamination': both tails are dirty")
+    s.add_argument("--contamination", type=_fraction, metavar="Q", help="'contamination': fraction removed")
+    s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
+    s.add_argument(
+        "--detrend",
+        type=_odd_or_zero,
+        default=0,
+        metavar="W",
+        help="'mad', 'contamination': subtract a rolling median over W frames (odd; e.g. 5x the filter "
+        "length) before the robust z, so slow drifts of the whole sequence do not hide runs; 0 = off",
+    )
+    s.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="per-frame labels for the evaluation, .npy or text, one 0/1 per frame (1 = dirty); "
+        "overrides labels stored with the data",
+    )
+    s.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        help="write plots and report.html to --out/report (default: on for the demo, off for --data)",
+    )
+    s.add_argument("--score-batch", type=_positive, default=C.SCORE_BATCH, help="frames per scoring batch")
+    s.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder for filter_result.npz, kept.txt, removed.txt, "
+        "checkpoint and training log (default: runs/<timestamp>)",
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    out = args.out or str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    if {"contamination": args.contamination, "fixed": args.fixed}.get(args.threshold, 0) is None:
+        raise InputError(f"--{args.threshold}", f"a value is needed with --threshold {args.threshold}")
+    resume = args.resume
+    if resume == "":
+        if not args.out:
+            raise InputError("--resume", "without a CHECKPOINT it resumes --out/checkpoint.pt; give --out")
+        resume = str(Path(args.out) / CHECKPOINT_NAME)
+    image_size, latent_dim, channels = args.image_size, args.latent_dim, args.channels
+    if args.score_only:  # the network's shape comes from the checkpoint
+        hparams = load_checkpoint(args.score_only)["hparams"]
+        image_size = image_size or hparams["image_size"]
+        latent_dim, channels = hparams["latent_dim"], tuple(hparams["channels"])
+    return Config(
+        data=args.data,
+        image_size=image_size,
+        skip_bad=args.skip_bad,
+        cache_dir=args.cache_dir,
+        demo_frames=args.demo_frames,
+        latent_dim=latent_dim,
+        channels=channels,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lambda_ref=args.lambda_ref,
+        m_ref=args.m_ref,
+        ref_norm=args.ref_norm,
+        ref_exclude_self=args.ref_exclude_self,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        workers=args.workers,
+        resume=resume,
+        progress=not args.no_progress,
+        score_only=args.score_only,
+        score_batch=args.score_batch,
+        median_k=args.median_k,
+        median_mode=args.median_mode,
+        score=args.score,
+        threshold=args.threshold,
+        delta_margin=args.delta_margin,
+        **{
+            k: getattr(args, k) for k in ("mad_k", "two_sided", "contamination", "fixed", "detrend", "labels")
+        },
+        report=args.report,
+        out=out,
+    ).resolved()
