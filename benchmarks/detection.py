@@ -26,10 +26,29 @@ from sklearn.metrics import roc_auc_score
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.score import DIRECTION, SCORE_NAMES, median_filter_1d, robust_z, score_frames
+from cae_fast.threshold import decide
 from cae_fast.train import train
 
 RAIN_BALANCES = (0.0, 0.5, 0.75, 1.0)
 FILTER_K = 21
+# (label, score, threshold settings) rows of the decision table: the paper-exact rule and ours.
+DECISIONS = (
+    ("paper-exact", "pcc", {"threshold": "paper", "median_k": (101,)}),
+    ("pcc, mad 3", "pcc", {"threshold": "mad", "median_k": (21, 101), "mad_k": 3.0}),
+    ("lapvar, mad 3", "lapvar", {"threshold": "mad", "median_k": (21, 101), "mad_k": 3.0}),
+    ("combo, mad 3", "combo", {"threshold": "mad", "median_k": (21, 101), "mad_k": 3.0}),
+    (
+        "combo, mad 3, detrend",
+        "combo",
+        {"threshold": "mad", "median_k": (21, 101), "mad_k": 3.0, "detrend": 505},
+    ),
+    ("combo, mad 2.5", "combo", {"threshold": "mad", "median_k": (21, 101), "mad_k": 2.5}),
+    (
+        "combo, shuffled, mad 3",
+        "combo",
+        {"threshold": "mad", "median_k": (1,), "mad_k": 3.0, "shuffle": True},
+    ),
+)
 
 
 def dirtiness(name: str, s: np.ndarray) -> np.ndarray:
@@ -98,6 +117,22 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             columns.setdefault(f"rain bal {bal:g}", {})[name] = auc(rain.labels, dirtiness(name, sc[name]))
 
+    rows = ["| rule | " + " | ".join(f"{k} removed" for k in KINDS) + " | clean kept |", "|---|" + "---|" * 7]
+    for label, name, settings in DECISIONS:
+        settings = dict(settings)
+        perm = (
+            np.random.default_rng(a.seed).permutation(len(data.labels))
+            if settings.pop("shuffle", False)
+            else None
+        )
+        raw = seq[name] if perm is None else seq[name][perm]
+        kinds = data.kinds if perm is None else data.kinds[perm]
+        d = decide(raw, name, DIRECTION[name], replace(cfg, score=name, **settings))
+        removed = ~d.threshold.is_clean
+        cells = [f"{removed[kinds == ki].mean():.0%}" for ki in range(len(KINDS))]
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {(~removed[kinds == -1]).mean():.1%} |")
+    decisions = "\n".join(rows)
+
     cols = list(columns)
     lines = ["| score | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for name in names:
@@ -111,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(head)
     print(table)
-    (out / "detection.md").write_text(head + "\n\n" + table + "\n")
+    print(decisions)
+    (out / "detection.md").write_text(head + "\n\n" + table + "\n\n" + decisions + "\n")
     (out / "detection.json").write_text(json.dumps({"head": head, "auc": columns}, indent=1))
     np.savez(out / "scores.npz", labels=data.labels, kinds=data.kinds, **seq)
     return 0
