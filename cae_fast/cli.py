@@ -12,6 +12,7 @@ from cae_fast import config as C
 from cae_fast.config import Config
 from cae_fast.errors import InputError
 from cae_fast.losses import REF_NORMS
+from cae_fast.models import ARCHS
 from cae_fast.score import MEDIAN_MODES, SCORE_NAMES
 from cae_fast.threshold import THRESHOLDS
 from cae_fast.train import CHECKPOINT_NAME, load_checkpoint
@@ -105,6 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--demo-frames", type=_positive, default=C.DEMO_FRAMES, help="frames of the built-in demo")
     t = p.add_argument_group("model and training")
+    t.add_argument(
+        "--arch",
+        choices=tuple(ARCHS),
+        default=C.ARCH,
+        help="network: 'cae' (the paper's convolutional autoencoder), 'fcn' (fully connected), 'cae-bn' "
+        "(BatchNorm on the latent too), 'vae' (variational, KL warmed up); same training and scores",
+    )
+    t.add_argument(
+        "--kl-weight",
+        type=float,
+        default=C.KL_WEIGHT,
+        help="'vae': weight of the KL term (per pixel value, like L_rec) once warmed up",
+    )
+    t.add_argument(
+        "--kl-warmup",
+        type=float,
+        default=C.KL_WARMUP,
+        metavar="EPOCHS",
+        help="'vae': epochs over which the KL weight ramps linearly from 0 (0 = full weight at once)",
+    )
     t.add_argument(
         "--epochs",
         type=_nonnegative,
@@ -247,17 +268,21 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if not args.out:
             raise InputError("--resume", "without a CHECKPOINT it resumes --out/checkpoint.pt; give --out")
         resume = str(Path(args.out) / CHECKPOINT_NAME)
-    image_size, latent_dim, channels = args.image_size, args.latent_dim, args.channels
+    image_size, latent_dim, channels, arch = args.image_size, args.latent_dim, args.channels, args.arch
     if args.score_only:  # the network's shape comes from the checkpoint
         hparams = load_checkpoint(args.score_only)["hparams"]
         image_size = image_size or hparams["image_size"]
-        latent_dim, channels = hparams["latent_dim"], tuple(hparams["channels"])
+        latent_dim, channels = hparams["latent_dim"], tuple(hparams.get("channels", channels))
+        arch = hparams.get("arch", "cae")
     return Config(
         data=args.data,
         image_size=image_size,
         skip_bad=args.skip_bad,
         cache_dir=args.cache_dir,
         demo_frames=args.demo_frames,
+        arch=arch,
+        kl_weight=args.kl_weight,
+        kl_warmup=args.kl_warmup,
         latent_dim=latent_dim,
         channels=channels,
         epochs=args.epochs,

@@ -30,6 +30,13 @@ SEED = 0
 SCORE = "pcc"  # the paper's; see README "Detection quality" for the measured alternatives
 SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than training)
 MAD_K = 3.0  # --threshold mad: removed beyond k robust standard deviations (1.4826 MAD)
+ARCH = "cae"  # the paper's network; models.ARCHS lists the others (--arch)
+FCN_HIDDEN = 512  # --arch fcn: width of the hidden layer on each side of the latent
+# --arch vae: weight of the KL term (per pixel value, like L_rec) and the epochs over which it ramps
+# up from 0. Measured on the digits: 1e-3 keeps the code informative (KL well above 0) while the
+# reconstruction error still falls; larger weights squeeze the code towards the prior.
+KL_WEIGHT = 1e-3
+KL_WARMUP = 5
 
 # The built-in demo: a 64x64 synthetic driving sequence with raindrop runs, sized for a
 # 2-core CPU in <= 3 minutes including training. M_ref scales with the smaller data set.
@@ -59,7 +66,12 @@ class Config:
     cache_dir: str | None = None  # None: <out>/../.cae_fast_cache
     demo_frames: int = DEMO_FRAMES
     demo_kinds: tuple[str, ...] = DEMO_KINDS
+    train_data: str | None = None  # normal-only training set; None: train on `data` (transductive)
+    val_data: str | None = None  # labelled set that --threshold best-f1 picks its cut on
     # model and training
+    arch: str = ARCH
+    kl_weight: float = KL_WEIGHT
+    kl_warmup: float = KL_WARMUP
     latent_dim: int = LATENT_DIM
     channels: tuple[int, ...] = ENCODER_CHANNELS
     epochs: int | None = None
@@ -88,6 +100,7 @@ class Config:
     two_sided: bool = False  # mad / contamination: flag both tails of the robust z
     contamination: float | None = None  # --threshold contamination: fraction removed
     fixed: float | None = None  # --threshold fixed: the cut on the filtered score
+    best_f1_cut: float | None = None  # --threshold best-f1: the cut found on labels (set by run.py)
     detrend: int = 0  # rolling-median window subtracted before the robust z (0 = whole-sequence baseline)
     labels: str | None = None  # --labels file (overrides labels stored with the data)
     report: bool | None = None

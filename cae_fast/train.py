@@ -23,6 +23,7 @@ from cae_fast.data import FrameDataset, collate_batch, to_float
 from cae_fast.errors import InputError
 from cae_fast.losses import rec_loss, ref_loss
 from cae_fast.model import CAE
+from cae_fast.models import build_model, hparams_of, rebuild
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
@@ -38,6 +39,7 @@ class EpochStats:
     mean_z_norm: float  # watch it: L_ref can be satisfied by shrinking every latent
     frames_per_s: float
     seconds: float
+    l_aux: float = 0.0  # the model's own loss term before its weight (the VAE's KL), 0 for the others
 
 
 def pick_device(name: str) -> torch.device:
@@ -85,13 +87,15 @@ def encode_frames(model: CAE, images: np.ndarray, indices: torch.Tensor, cfg: Co
 
 
 def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> tuple[CAE, list[EpochStats]]:
-    """Train a CAE on uint8 ``images`` ``(N, S, S, 3)``; checkpoints and log go to ``run_dir``."""
+    """Train a ``cfg.arch`` network (a CAE by default) on uint8 ``images`` ``(N, S, S, 3)``;
+    checkpoints and log go to ``run_dir``."""
     run_dir = Path(run_dir)
     device = pick_device(cfg.device)
     n = images.shape[0]
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = CAE(cfg.image_size, cfg.latent_dim, tuple(cfg.channels)).to(device)
+    model = build_model(cfg).to(device)
+    has_aux = hasattr(model, "aux_loss")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     if cfg.resume:
@@ -112,7 +116,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         order = torch.randperm(n, generator=gen)
         batches = [b.tolist() for b in order.split(cfg.batch_size)]
         model.train()
-        sums = torch.zeros(3, dtype=torch.float64)  # l_rec, l_ref, ||z||, each summed over frames
+        sums = torch.zeros(4, dtype=torch.float64)  # l_rec, l_ref, ||z||, l_aux, each summed over frames
         bar = tqdm(
             total=n,
             unit="frame",
@@ -123,7 +127,8 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             mininterval=0.5,
         )
         done = 0
-        for idx, batch in zip(batches, _loader(images, batches, workers, device), strict=True):
+        loader = _loader(images, batches, workers, device)
+        for step, (idx, batch) in enumerate(zip(batches, loader, strict=True)):
             x = to_float(batch, device)
             with _autocast(cfg, device):
                 recon, z = model(x)
@@ -131,15 +136,17 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             exclude = exclude_of[idx].to(device) if cfg.ref_exclude_self else None
             l_ref = ref_loss(z, h_ref, exclude, cfg.ref_norm)
             loss = l_rec + cfg.lambda_ref * l_ref
+            l_aux = model.aux_loss() if has_aux else torch.zeros(())
+            if has_aux:
+                loss = loss + model.aux_weight(epoch + step / len(batches)) * l_aux
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             b = len(idx)
-            sums += torch.tensor(
-                [l_rec.item() * b, l_ref.item() * b, z.detach().float().norm(dim=1).sum().item()]
-            )
+            z_norm = z.detach().float().norm(dim=1).sum().item()
+            sums += torch.tensor([l_rec.item() * b, l_ref.item() * b, z_norm, l_aux.item() * b])
             done += b
             rate = done / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(
@@ -150,7 +157,8 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         seconds = time.perf_counter() - t0
         mean = (sums / n).tolist()
         stats = EpochStats(
-            epoch + 1, mean[0], mean[1], mean[0] + cfg.lambda_ref * mean[1], mean[2], n / seconds, seconds
+            epoch + 1, mean[0], mean[1], mean[0] + cfg.lambda_ref * mean[1], mean[2], n / seconds, seconds,
+            l_aux=mean[3],
         )
         history.append(stats)
         with open(run_dir / LOG_NAME, "a") as f:
@@ -166,7 +174,7 @@ def save_checkpoint(
     state = {
         "format": CHECKPOINT_FORMAT,
         "epoch": epoch,
-        "hparams": model.hparams(),
+        "hparams": hparams_of(model),
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state()},
@@ -199,18 +207,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
 def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
     """The trained network of a checkpoint, in eval mode (for ``--score-only``)."""
     state = load_checkpoint(path)
-    h = state["hparams"]
-    model = CAE(h["image_size"], h["latent_dim"], tuple(h["channels"]))
+    try:
+        model = rebuild(state["hparams"])
+    except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
+        raise InputError(path, f"cannot rebuild the network ({exc})") from None
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 
 
 def _restore(path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
     state = load_checkpoint(path)
-    if state["hparams"] != model.hparams():
-        raise InputError(
-            path, f"checkpoint network {state['hparams']} differs from this run's {model.hparams()}"
-        )
+    stored = {"arch": "cae", **state["hparams"]}  # checkpoints from before --arch are CAEs
+    if stored != hparams_of(model):
+        raise InputError(path, f"checkpoint network {stored} differs from this run's {hparams_of(model)}")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"]["torch"])
