@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cae_fast import config as C
 from cae_fast.config import Config
+from cae_fast.data import builtin
 from cae_fast.errors import InputError
 from cae_fast.losses import REF_NORMS
 from cae_fast.models import ARCHS
@@ -84,14 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="folder of images (png/jpg/jpeg/bmp/webp, recursive, natural "
         "sort = frame order), .npy (N,H,W,3 | N,3,H,W | N,H,W; uint8 or float in [0,1]) or .npz with "
-        "'images' and optional 'labels' (1 = dirty). Default: the built-in synthetic sequence",
+        "'images' and optional 'labels' (1 = dirty), or a built-in labelled set builtin:digits / "
+        "builtin:drive[:train|val|test][:N] (see --train-data). Default: the built-in synthetic sequence",
+    )
+    d.add_argument(
+        "--train-data",
+        metavar="PATH",
+        help="normal-only training set, in the formats of --data and of the same image size: the network "
+        "trains on it and scores --data (default: it trains on --data itself). Then --median-k defaults "
+        "to 1, since a test set is a set of images, not a sequence. builtin:NAME picks the train split",
+    )
+    d.add_argument(
+        "--val-data",
+        metavar="PATH",
+        help="labelled validation set (.npz with 'labels', or builtin:NAME, its val split) on which "
+        "--threshold best-f1 chooses its cut",
     )
     d.add_argument(
         "--image-size",
         type=int,
         metavar="S",
         help=f"frames are resized to S x S; a multiple of 16 "
-        f"(paper: {C.IMAGE_SIZE}; demo: {C.DEMO_IMAGE_SIZE})",
+        f"(paper: {C.IMAGE_SIZE}; demo: {C.DEMO_IMAGE_SIZE}; builtin: digits 32, drive 64)",
     )
     d.add_argument(
         "--skip-bad",
@@ -193,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip training: score the data with this trained checkpoint",
     )
     s.add_argument(
+        "--paper",
+        action="store_true",
+        help="the published recipe exactly: --score pcc --threshold paper --median-k 101 (overrides --score "
+        "and --threshold; an explicit --median-k still applies); with the default --ref-norm none and "
+        "--lambda-ref 1 this is the paper-exact configuration",
+    )
+    s.add_argument(
         "--score",
         choices=SCORE_NAMES,
         default=C.SCORE,
@@ -203,10 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--median-k",
         type=_odd_list,
-        default=str(C.MEDIAN_K),
-        help="median filter length over the frame index (paper; odd; 1 disables; shrunk to the largest "
-        "odd <= N, with a warning, when N < k). A list such as 21,101 judges each frame at its dirtiest "
-        "scale: short filters keep short runs that long ones erase",
+        default=None,
+        help=f"median filter length over the frame index (default: {','.join(map(str, C.MEDIAN_KS))}; "
+        f"paper: {C.MEDIAN_K}; odd; 1 disables; shrunk "
+        "to the largest odd <= N, with a warning, when N < k). A list such as 21,101 judges each frame "
+        "at its dirtiest scale: short filters keep short runs that long ones erase",
     )
     s.add_argument(
         "--median-mode",
@@ -217,11 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--threshold",
         choices=tuple(THRESHOLDS),
-        default="paper",
+        default=C.THRESHOLD,
         help="'paper': delta = median(PCC_med) - delta-margin, a frame is clean when PCC_med >= delta; "
         "'mad': removed when the robust z of the filtered score, (s - median) / (1.4826 MAD), in the dirty "
         "direction exceeds --mad-k; 'contamination': the --contamination fraction with the largest z; "
-        "'fixed': removed when the filtered score is dirtier than --fixed",
+        "'fixed': removed when the filtered score is dirtier than --fixed; 'best-f1': fixed at the cut "
+        "with the highest F1 against labels, chosen on --val-data, else (with --score-only) the cut stored "
+        "in the checkpoint, else on the labels of --data itself (optimistic); a training run stores it in "
+        "its checkpoint",
     )
     s.add_argument(
         "--delta-margin", type=float, default=C.DELTA_MARGIN, help="margin below the median PCC_med (paper)"
@@ -268,14 +294,28 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if not args.out:
             raise InputError("--resume", "without a CHECKPOINT it resumes --out/checkpoint.pt; give --out")
         resume = str(Path(args.out) / CHECKPOINT_NAME)
+    if args.score_only and args.train_data:
+        raise InputError("--train-data", "--score-only does not train; leave out --train-data")
+    paths = []
+    for path, split in ((args.data, "test"), (args.train_data, "train"), (args.val_data, "val")):
+        try:  # builtin:NAME without a split takes the one its role implies
+            paths.append(builtin.with_split(path, split))
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from None
+    data, train_data, val_data = paths
     image_size, latent_dim, channels, arch = args.image_size, args.latent_dim, args.channels, args.arch
     if args.score_only:  # the network's shape comes from the checkpoint
         hparams = load_checkpoint(args.score_only)["hparams"]
         image_size = image_size or hparams["image_size"]
         latent_dim, channels = hparams["latent_dim"], tuple(hparams.get("channels", channels))
         arch = hparams.get("arch", "cae")
+    made_here = next((p for p in (train_data, data) if builtin.is_builtin(p)), None)
+    if image_size is None and made_here:  # built-in sets are made at any size: their own default
+        image_size = builtin.DEFAULT_SIZE[builtin.parse(made_here).name]
     return Config(
-        data=args.data,
+        data=data,
+        train_data=train_data,
+        val_data=val_data,
         image_size=image_size,
         skip_bad=args.skip_bad,
         cache_dir=args.cache_dir,
@@ -300,10 +340,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         progress=not args.no_progress,
         score_only=args.score_only,
         score_batch=args.score_batch,
-        median_k=args.median_k,
+        median_k=args.median_k or (C.PAPER_MEDIAN_KS if args.paper else C.MEDIAN_KS),
         median_mode=args.median_mode,
-        score=args.score,
-        threshold=args.threshold,
+        score=C.PAPER_SCORE if args.paper else args.score,
+        threshold=C.PAPER_THRESHOLD if args.paper else args.threshold,
         delta_margin=args.delta_margin,
         **{
             k: getattr(args, k) for k in ("mad_k", "two_sided", "contamination", "fixed", "detrend", "labels")

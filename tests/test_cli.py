@@ -37,7 +37,7 @@ def _error(args, capsys) -> str:
 
 def test_end_to_end_npz(tmp_path, tiny_npz, capsys):
     before = tiny_npz.read_bytes()
-    out = _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "run")], capsys)
+    out = _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "run"), "--paper"], capsys)
     assert "ROC-AUC" in out and "dirty removed" in out and "clean kept" in out
     assert tiny_npz.read_bytes() == before  # input untouched
 
@@ -141,11 +141,12 @@ def test_demo_path_uses_builtin_synthetic_data(tmp_path, monkeypatch, capsys):
 def test_help_shows_paper_defaults(capsys):
     assert main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    paper = [("--lr", "0.0005"), ("--batch-size", "32"), ("--median-k", "101"), ("--delta-margin", "0.05"),
+    paper = [("--lr", "0.0005"), ("--batch-size", "32"), ("--delta-margin", "0.05"),
              ("--lambda-ref", "1.0"), ("--latent-dim", "256")]  # fmt: skip
     for flag, default in paper:
         assert flag in text and f"default: {default}" in text
-    assert "paper: 100" in text and "paper: 1024" in text and "paper: 224" in text
+    assert "paper: 100" in text and "paper: 1024" in text and "paper: 224" in text and "paper: 101" in text
+    assert "--paper" in text and "default: 21,101" in text  # the published recipe as one switch
 
 
 def test_median_k_larger_than_data_warns_and_shrinks(tmp_path, tiny_npz, capsys):
@@ -282,7 +283,8 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
     labels_txt = tmp_path / "labels.txt"
     labels_txt.write_text("".join(f"{v}\n" for v in tiny_frames[1]))
     run = tmp_path / "run"
-    flags = ["--threshold", "mad", "--median-k", "3,5", "--detrend", "31", "--mad-k", "2.5", "--report"]
+    flags = ["--score", "pcc", "--threshold", "mad", "--median-k", "3,5", "--detrend", "31", "--mad-k", "2.5"]
+    flags += ["--report"]
     out = _run_ok(["--data", str(tiny_npz), "--out", str(run), "--labels", str(labels_txt), *flags], capsys)
     assert "removed segments" in out and "ROC-AUC" in out and "report:" in out
     with np.load(run / "filter_result.npz", allow_pickle=False) as r:
@@ -307,7 +309,14 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
 def test_contamination_fixed_and_the_paper_rule_that_removes_nothing(tmp_path, tiny_npz, capsys):
     _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "a")], capsys)
     assert not (tmp_path / "a" / "report").exists()  # off by default for --data
-    score_only = ["--data", str(tiny_npz), "--score-only", str(tmp_path / "a" / "checkpoint.pt")]
+    score_only = [
+        "--data",
+        str(tiny_npz),
+        "--score-only",
+        str(tmp_path / "a" / "checkpoint.pt"),
+        "--score",
+        "pcc",
+    ]
     contamination = ["--threshold", "contamination", "--contamination", "0.25"]
     _run_ok([*score_only, "--out", str(tmp_path / "c"), *contamination], capsys)
     with np.load(tmp_path / "c" / "filter_result.npz") as r:
@@ -316,7 +325,7 @@ def test_contamination_fixed_and_the_paper_rule_that_removes_nothing(tmp_path, t
     _run_ok([*score_only, "--out", str(tmp_path / "f"), "--threshold", "fixed", "--fixed", "0.5"], capsys)
     with np.load(tmp_path / "f" / "filter_result.npz") as r:
         np.testing.assert_array_equal(r["is_clean"], r["pcc_med"] >= 0.5)
-    out = _run_ok([*score_only, "--out", str(tmp_path / "p"), "--delta-margin", "10"], capsys)
+    out = _run_ok([*score_only, "--out", str(tmp_path / "p"), "--paper", "--delta-margin", "10"], capsys)
     assert "warning: the paper threshold removed no frames" in out
     with np.load(tmp_path / "p" / "filter_result.npz") as r:
         assert r["is_clean"].all() and r["segments"].shape == (0, 2)

@@ -38,7 +38,7 @@ def test_pick_extremes_orders_and_spaces_the_frames():
 
 def test_report_writes_every_plot_and_links_them(tmp_path):
     raw, labels, kinds = _labelled_sequence()
-    cfg = Config(threshold="mad", median_k=(5, 11), detrend=201, two_sided=True)
+    cfg = Config(threshold="mad", mad_k=3.0, median_k=(5, 11), detrend=201, two_sided=True)
     d = decide(raw, "pcc", +1, cfg)
     assert np.abs(d.segments - [[50, 80], [200, 230]]).max() <= 2  # both runs, either direction
     d.warnings.append("a <made-up> warning")

@@ -129,7 +129,7 @@ def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
 def test_decide_with_one_filter_length_is_the_published_pipeline():
     s = _series(300)
     s[100:160] -= 0.1
-    d = decide(s, "pcc", +1, Config(median_k=(101,)))
+    d = decide(s, "pcc", +1, Config(median_k=(101,), threshold="paper"))
     med = median_filter_1d(s, 101)
     np.testing.assert_array_equal(d.score_med, med)
     assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
@@ -152,7 +152,7 @@ def test_segments_are_runs_of_removed_frames_with_their_peak():
 def test_paper_rule_that_removes_nothing_says_so():
     s = _series(400)
     s[100:200] -= 0.01  # dirtier, but far less than the 0.05 margin
-    d = decide(s, "pcc", +1, Config(median_k=(21,)))
+    d = decide(s, "pcc", +1, Config(median_k=(21,), threshold="paper"))
     assert d.threshold.is_clean.all() and len(d.segments) == 0
     assert len(d.warnings) == 1 and "removed no frames" in d.warnings[0] and "robust SDs" in d.warnings[0]
     assert format_segments(d) == ["removed segments: none"]
