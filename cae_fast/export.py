@@ -1,4 +1,4 @@
-"""Results out: ``filter_result.npz`` and ``kept.txt`` / ``removed.txt`` in the run folder.
+"""Results out: ``filter_result.npz``, ``kept.txt`` / ``removed.txt`` and ``scores.csv`` in the run folder.
 
 Every file is written under a temporary name in the same folder and renamed into place, so a
 reader (or a killed run) never sees half a file. Nothing here writes next to the input data.
@@ -6,6 +6,7 @@ reader (or a killed run) never sees half a file. Nothing here writes next to the
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import numpy as np
 RESULT_NAME = "filter_result.npz"
 KEPT_NAME = "kept.txt"
 REMOVED_NAME = "removed.txt"
+SCORES_CSV_NAME = "scores.csv"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -56,3 +58,14 @@ def write_lists(out_dir: str | os.PathLike[str], names: list[str], is_clean: np.
     atomic_write_bytes(out_dir / KEPT_NAME, kept.encode())
     atomic_write_bytes(out_dir / REMOVED_NAME, removed.encode())
     return out_dir / KEPT_NAME, out_dir / REMOVED_NAME
+
+
+def write_scores_csv(out_dir: str | os.PathLike[str], ids: list, anomaly: np.ndarray) -> Path:
+    """``id,score`` per frame, submission style: ``score`` higher = more anomalous."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")  # quotes an id (a path) that holds a comma
+    writer.writerow(["id", "score"])
+    writer.writerows((i, f"{float(s):.9g}") for i, s in zip(ids, anomaly, strict=True))
+    path = Path(out_dir) / SCORES_CSV_NAME
+    atomic_write_bytes(path, buf.getvalue().encode())
+    return path

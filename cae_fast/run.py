@@ -1,14 +1,16 @@
 """``python -m cae_fast.run`` / ``cae-fast``: find and remove corrupted frames.
 
-data -> train the CAE (L_rec + lambda L_ref) -> per-frame scores -> median filter over the frame
-index -> threshold (paper / mad / contamination / fixed) -> ``filter_result.npz``, ``kept.txt``,
-``removed.txt``; with labels ``metrics.json``; with ``--report`` plots and ``report/report.html``.
+data -> train the network (L_rec + lambda L_ref; on ``--train-data`` when given, else on the data
+itself) -> per-frame scores -> median filter over the frame index -> threshold (paper / mad /
+contamination / fixed / best-f1) -> ``filter_result.npz``, ``kept.txt``, ``removed.txt``,
+``scores.csv``; with labels ``metrics.json``; with ``--report`` plots and ``report/report.html``.
 This is the only module that knows about argv, printing and exit codes: bad input anywhere
 below raises ``InputError`` and ends here as one line ``error: <path>: <problem>``, exit 2.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -19,16 +21,26 @@ import numpy as np
 
 from cae_fast import evaluate as ev
 from cae_fast import ops
+from cae_fast.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
 from cae_fast.cli import build_parser, config_from_args
 from cae_fast.config import Config
-from cae_fast.data import load_frames
+from cae_fast.data import Frames, check_same_size, load_frames
 from cae_fast.errors import InputError
-from cae_fast.export import write_lists, write_result
+from cae_fast.export import write_lists, write_result, write_scores_csv
 from cae_fast.model import check_image_size
+from cae_fast.models import n_parameters
 from cae_fast.report import extremes_from_model, read_train_log, write_report
 from cae_fast.score import DIRECTION, score_frames
 from cae_fast.threshold import decide, filtered, format_decision, format_segments
-from cae_fast.train import LOG_NAME, load_checkpoint, load_model, pick_device, train
+from cae_fast.train import (
+    CHECKPOINT_NAME,
+    LOG_NAME,
+    load_checkpoint,
+    load_model,
+    pick_device,
+    store_in_checkpoint,
+    train,
+)
 
 
 def _prepare_out(out: str) -> Path:
@@ -53,8 +65,10 @@ def _check_size(cfg: Config) -> None:
 def run(cfg: Config, say=print) -> dict:
     """The whole job for a resolved ``cfg``; returns the arrays it saved. ``say`` prints progress."""
     device = pick_device(cfg.device)
+    stored_cut = None
     if cfg.score_only:
-        hparams = load_checkpoint(cfg.score_only)["hparams"]
+        checkpoint = load_checkpoint(cfg.score_only)
+        hparams, stored_cut = checkpoint["hparams"], checkpoint.get(CHECKPOINT_KEY)
         if cfg.image_size != hparams["image_size"]:
             raise InputError(
                 cfg.score_only,
@@ -75,20 +89,28 @@ def run(cfg: Config, say=print) -> dict:
     if frames.skipped:
         say(f"skipped {len(frames.skipped)} unreadable image(s) (--skip-bad), e.g. {frames.skipped[0]}")
 
+    train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
-    model = _trained_model(cfg, frames.images, out, device, say)
+    model = _trained_model(cfg, train_frames.images, out, device, say)
+    train_seconds = 0.0 if cfg.score_only else time.perf_counter() - t1
     if not cfg.score_only:
-        say(f"training took {time.perf_counter() - t1:.1f} s")
+        say(f"training took {train_seconds:.1f} s")
     t2 = time.perf_counter()
     scores = score_frames(model, frames.images, cfg, device, tuple(dict.fromkeys(("pcc", "mse", cfg.score))))
     raw = scores[cfg.score]
+    labels, kinds = frames.labels, frames.kinds
+    if cfg.labels:  # a user's labels file says nothing about corruption kinds
+        labels, kinds = ev.load_labels(cfg.labels, len(frames)), None
+    cut = None
+    if cfg.threshold == "best-f1":
+        cut = choose_cut(cfg, model, device, raw, labels, stored_cut)
+        cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
+        for line in format_cut(cut):
+            say(line)
     try:
         decision = decide(raw, cfg.score, DIRECTION[cfg.score], cfg)
     except ValueError as exc:  # a rule that does not fit the score (e.g. fixed on a two-sided one)
         raise InputError("--threshold", str(exc)) from None
-    labels, kinds = frames.labels, frames.kinds
-    if cfg.labels:  # a user's labels file says nothing about corruption kinds
-        labels, kinds = ev.load_labels(cfg.labels, len(frames)), None
     series = ev.evaluation_series(raw, decision)
     metrics = (
         None if labels is None else ev.evaluate(labels, series, decision.is_clean, kinds, frames.kind_names)
@@ -99,6 +121,8 @@ def run(cfg: Config, say=print) -> dict:
         "pcc_med": filtered(scores["pcc"], decision.ks, cfg.median_mode, DIRECTION["pcc"]),
         **decision.arrays(),
         "index": np.arange(len(frames), dtype=np.int64),
+        "n_params": np.int64(n_parameters(model)),
+        "train_seconds": np.float64(train_seconds),
         **(ev.to_arrays(metrics) if metrics else {}),
     }
     if frames.paths is not None:
@@ -120,6 +144,11 @@ def run(cfg: Config, say=print) -> dict:
     try:
         result = write_result(out, arrays, meta)
         write_lists(out, frames.names, decision.is_clean)
+        # Submission style: one anomaly score per frame, higher = more anomalous, ranked as decided.
+        anomaly = ev.dirtiness(decision.score_med, decision.direction)
+        write_scores_csv(out, frames.paths or list(range(len(frames))), anomaly)
+        if cut is not None and not cfg.score_only and (out / CHECKPOINT_NAME).is_file():
+            store_in_checkpoint(out / CHECKPOINT_NAME, CHECKPOINT_KEY, cut.to_dict())
         if metrics:
             ev.write_metrics_json(out, metrics)
         if cfg.report:
@@ -135,8 +164,22 @@ def run(cfg: Config, say=print) -> dict:
         lines + (ev.format_table(metrics) if metrics else []) + ([f"report: {page}"] if cfg.report else [])
     ):
         say(line)
-    say(f"wrote {result}, {out / 'kept.txt'}, {out / 'removed.txt'}")
+    say(f"wrote {result}, {out / 'kept.txt'}, {out / 'removed.txt'}, {out / 'scores.csv'}")
+    if cut is not None and not cfg.score_only:
+        say(f"the best-f1 cut is stored in {out / CHECKPOINT_NAME}: --score-only applies it to new data")
     return arrays
+
+
+def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
+    """What the network trains on: ``--train-data`` (normal frames only) or the scored frames."""
+    if not cfg.train_data or cfg.score_only:
+        return frames
+    check_same_size(cfg.train_data, cfg.data)
+    train_frames = load_frames(dataclasses.replace(cfg, data=cfg.train_data))
+    say(f"training on {len(train_frames)} frames from {train_frames.description or cfg.train_data}")
+    if train_frames.labels is not None and train_frames.labels.any():
+        say(f"warning: {int(train_frames.labels.sum())} training frames are labelled dirty; all are used")
+    return train_frames
 
 
 def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
@@ -145,7 +188,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
         return load_model(cfg.score_only, device)
     if len(images) < cfg.batch_size:
         raise InputError(
-            cfg.data or "built-in data",
+            cfg.train_data or cfg.data or "built-in data",
             f"only {len(images)} frames, fewer than one batch (--batch-size {cfg.batch_size})",
         )
     try:

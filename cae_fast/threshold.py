@@ -12,6 +12,8 @@ length in ``cfg.median_k``, applies the rule named by ``cfg.threshold`` and repo
   the whole sequence (lighting, scenery) do not hide a run or flag a whole stretch.
 - ``contamination``: the top ``contamination`` fraction of that same z statistic.
 - ``fixed``: a frame is removed when its filtered score is dirtier than ``fixed``.
+- ``best-f1``: ``fixed`` at the cut that maximises F1 against labels (``best_f1_cut``); ``run.py``
+  finds it on labelled data and puts it in ``cfg.best_f1_cut`` before calling ``decide``.
 
 With several filter lengths the z-based rules take, per frame, the largest z over the scales (a
 short filter keeps short runs that a long one erases); ``paper`` and ``fixed``, which cut in the
@@ -69,6 +71,44 @@ def fixed_rule(score_med: np.ndarray, value: float, direction: int, name: str = 
     score_med = np.asarray(score_med)
     is_clean = score_med >= value if direction > 0 else score_med <= value
     return Threshold(float(value), is_clean, f"fixed: {name} at {value:g}", score_med, name, direction < 0)
+
+
+def best_f1_cut(dirt: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The cut on ``dirt`` (higher = dirtier; flagged when ``dirt > cut``) with the highest F1
+    against ``labels`` (1 = dirty), and that F1.
+
+    Only cuts between distinct values change anything, so the candidates are the midpoints
+    between neighbouring distinct values (midway: new data near the boundary is split evenly)
+    and one below the smallest (everything flagged). Ties in F1 go to the higher cut (fewer
+    frames flagged). Labels must hold both classes.
+    """
+    dirt = np.asarray(dirt, np.float64)
+    y = np.asarray(labels).astype(bool)
+    if dirt.shape != y.shape or dirt.ndim != 1:
+        raise ValueError(f"need one label per score, got {y.shape} labels for {dirt.shape} scores")
+    if y.all() or not y.any():
+        raise ValueError("the F1-optimal cut needs labels with both clean (0) and dirty (1) frames")
+    if not np.isfinite(dirt).all():
+        raise ValueError("scores must be finite to choose a cut")
+    values, inverse = np.unique(dirt, return_inverse=True)  # ascending distinct values
+    values, pos_at, n_at = values[::-1], np.bincount(inverse, y)[::-1], np.bincount(inverse)[::-1]
+    tp = np.cumsum(pos_at)  # flagging every value down to values[j]
+    flagged = np.cumsum(n_at)
+    f1 = 2.0 * tp / (flagged + y.sum())
+    j = int(np.argmax(f1))  # the first maximum: the highest cut
+    below = values[j + 1] if j + 1 < len(values) else values[j] - max(1.0, abs(values[j]))
+    return float((values[j] + below) / 2.0), float(f1[j])
+
+
+def _best_f1(score_med: np.ndarray, direction: int, cfg: Config) -> Threshold:
+    """``fixed`` at ``cfg.best_f1_cut`` (in the score's units), named for where it came from."""
+    if cfg.best_f1_cut is None:
+        raise ValueError("best-f1 needs labels to choose its cut: --val-data, labels with the data, or a "
+                         "--score-only checkpoint that stores one")  # fmt: skip
+    name = cfg.score + "_med"
+    t = fixed_rule(score_med, cfg.best_f1_cut, direction, name)
+    t.rule = f"best-f1: {name} at {cfg.best_f1_cut:.6g}, the F1-optimal cut on labels"
+    return t
 
 
 def _need_one_sided(direction: int, rule: str) -> None:
@@ -138,6 +178,7 @@ THRESHOLDS: dict[str, ThresholdRule] = {
     "mad": mad_rule,
     "contamination": contamination_rule,
     "fixed": _in_units(lambda s, d, cfg: fixed_rule(s, _need_value(cfg.fixed), d, cfg.score + "_med")),
+    "best-f1": _in_units(_best_f1),
 }
 
 

@@ -182,6 +182,18 @@ def save_checkpoint(
     }
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+    _save_atomic(state, path)
+
+
+def store_in_checkpoint(path: str | os.PathLike[str], key: str, value: dict) -> None:
+    """Add ``value`` (plain types only) under ``key`` to the checkpoint at ``path``, e.g. the
+    best-f1 cut that later ``--score-only`` runs apply."""
+    state = load_checkpoint(path)
+    state[key] = value
+    _save_atomic(state, Path(path))
+
+
+def _save_atomic(state: dict, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         torch.save(state, tmp)

@@ -1,4 +1,5 @@
-"""Frames in: a ``--data`` path (folder / .npy / .npz, cached as a uint8 memmap) or the built-in
+"""Frames in: a ``--data`` path (folder / .npy / .npz, cached as a uint8 memmap), a built-in
+labelled set (``builtin:digits``, ``builtin:drive``; see ``data.builtin``) or the built-in
 synthetic sequence. Everything downstream sees one ``Frames``: uint8 ``(N, S, S, 3)`` images in
 frame order, a source name per frame, and labels when they are known."""
 
@@ -12,10 +13,12 @@ import numpy as np
 import torch
 
 from cae_fast.config import Config
+from cae_fast.data.builtin import is_builtin, load_builtin
 from cae_fast.data.cache import load_or_build
-from cae_fast.data.sources import open_source
+from cae_fast.data.sources import native_size, open_source
+from cae_fast.errors import InputError
 
-__all__ = ["FrameDataset", "Frames", "load_frames", "to_float"]
+__all__ = ["FrameDataset", "Frames", "check_same_size", "load_frames", "to_float"]
 
 
 @dataclass
@@ -43,6 +46,8 @@ def load_frames(cfg: Config) -> Frames:
     """The frames ``cfg`` asks for (``cfg`` must be ``resolved()``)."""
     if cfg.data is None:
         return _synthetic(cfg)
+    if is_builtin(cfg.data):
+        return _builtin(cfg)
     source = open_source(cfg.data)
     cache_dir = cfg.cache_dir or default_cache_dir(cfg.out)
     cached = load_or_build(source, cfg.image_size, cache_dir, cfg.skip_bad)
@@ -59,6 +64,22 @@ def load_frames(cfg: Config) -> Frames:
     )
 
 
+def check_same_size(train_path: str | None, data_path: str | None) -> None:
+    """A network trained on one image size and scoring another compares resampled pixels, not
+    content: refuse ``--train-data`` whose stored frames differ in size from ``--data``'s.
+    Built-in and synthetic data are made at ``--image-size`` and always match."""
+    if not train_path or not data_path or is_builtin(train_path) or is_builtin(data_path):
+        return
+    train_hw, data_hw = native_size(open_source(train_path)), native_size(open_source(data_path))
+    if train_hw != data_hw:
+        (th, tw), (dh, dw) = train_hw, data_hw
+        raise InputError(
+            train_path,
+            f"training images are {th}x{tw} but --data images are {dh}x{dw}; "
+            "train and score on images of the same size",
+        )
+
+
 def _synthetic(cfg: Config) -> Frames:
     from cae_fast.data.synth import KINDS, SynthSpec, generate  # the generator is only needed for the demo
 
@@ -73,6 +94,21 @@ def _synthetic(cfg: Config) -> Frames:
         kinds=np.asarray(data.kinds, dtype=np.int8),
         kind_names=tuple(KINDS),
         description=f"built-in synthetic sequence ({n} frames, {', '.join(cfg.demo_kinds)})",
+    )
+
+
+def _builtin(cfg: Config) -> Frames:
+    try:
+        data = load_builtin(cfg.data, cfg.image_size)
+    except ValueError as exc:  # a misspelt name or split
+        raise InputError(cfg.data, str(exc)) from None
+    return Frames(
+        images=data.images,
+        names=[f"{cfg.data}[{i}]" for i in range(len(data.images))],
+        labels=data.labels,
+        kinds=data.kinds,
+        kind_names=data.kind_names,
+        description=data.description,
     )
 
 

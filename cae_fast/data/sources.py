@@ -274,3 +274,22 @@ def _iter_array(p: Path, arr: np.ndarray, size: int) -> Iterator[tuple[int, np.n
         chunk = _array_to_rgb_uint8(p, np.asarray(arr[start : start + ARRAY_CHUNK]), start)
         for j, frame in enumerate(chunk):
             yield start + j, resize_frame(frame, size)
+
+
+def native_size(source: Source) -> tuple[int, int]:
+    """``(height, width)`` of the frames as stored, before any resizing (a folder: its first image)."""
+    if source.kind == "folder":
+        first = source.path / source.files[0]
+        try:
+            with Image.open(first) as im:  # reads the header only
+                return im.size[1], im.size[0]
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InputError(first, f"cannot read image: {exc}") from None
+    if source.kind == "npy":
+        shape = _load_npy(source.path).shape
+    else:
+        with _load_npz(source.path) as z:
+            shape, _dtype = _npz_member_header(source.path, z, "images")
+    if len(shape) == 4 and shape[3] not in (1, 3, 4):  # channels first, as _array_to_rgb_uint8 reads it
+        return int(shape[2]), int(shape[3])
+    return int(shape[1]), int(shape[2])
