@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-data",
         metavar="PATH",
         help="normal-only training set, in the formats of --data and of the same image size: the network "
-        "trains on it and scores --data (default: it trains on --data itself). Then --median-k defaults "
-        "to 1, since a test set is a set of images, not a sequence. builtin:NAME picks the train split",
+        "trains on it and scores --data (default: it trains on --data itself). Then, as with built-in "
+        "labelled --data, --median-k defaults to 1: a test set is a set of images, not a sequence. "
+        "builtin:NAME picks the train split",
     )
     d.add_argument(
         "--val-data",
@@ -312,6 +313,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     made_here = next((p for p in (train_data, data) if builtin.is_builtin(p)), None)
     if image_size is None and made_here:  # built-in sets are made at any size: their own default
         image_size = builtin.DEFAULT_SIZE[builtin.parse(made_here).name]
+    # Scored against --train-data (or a built-in labelled set), the data is a set of images, not a
+    # sequence: a filter over the index would blend neighbours, so it is off unless asked for.
+    is_set = bool(train_data) or builtin.is_builtin(data)
+    median_k = args.median_k or ((1,) if is_set else C.PAPER_MEDIAN_KS if args.paper else C.MEDIAN_KS)
     return Config(
         data=data,
         train_data=train_data,
@@ -340,7 +345,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         progress=not args.no_progress,
         score_only=args.score_only,
         score_batch=args.score_batch,
-        median_k=args.median_k or (C.PAPER_MEDIAN_KS if args.paper else C.MEDIAN_KS),
+        median_k=median_k,
         median_mode=args.median_mode,
         score=C.PAPER_SCORE if args.paper else args.score,
         threshold=C.PAPER_THRESHOLD if args.paper else args.threshold,

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from cae_fast import config as C
 from cae_fast.best_f1 import CHECKPOINT_KEY
+from cae_fast.cli import build_parser, config_from_args
 from cae_fast.export import write_scores_csv
 from cae_fast.run import main
 
 # A tiny network on 16x16 digits: each run takes about a second.
 TINY = [
     "--image-size", "16", "--channels", "8,16", "--latent-dim", "16", "--epochs", "1", "--batch-size", "16",
-    "--m-ref", "32", "--no-progress", "--score", "pcc", "--median-k", "1",
+    "--m-ref", "32", "--no-progress", "--score", "pcc",
 ]  # fmt: skip
 DIGITS = ["--train-data", "builtin:digits:120", "--data", "builtin:digits:60"]
 
@@ -74,6 +76,19 @@ def test_best_f1_on_the_scored_labels_when_there_is_no_val_data(tmp_path, capsys
     dirt, y = -res["pcc_med"].astype(np.float64), res["labels"]
     best = max(f1_score(y, dirt >= v) for v in np.unique(dirt))
     assert float(res["eval_f1"]) == pytest.approx(best)
+
+
+@pytest.mark.parametrize(
+    "args, median_k",
+    [
+        (["--data", "v.npz"], C.MEDIAN_KS),  # a sequence: filtered over the frame index
+        (["--data", "v.npz", "--train-data", "t.npz"], (1,)),  # a test set: each image on its own
+        (["--data", "builtin:digits"], (1,)),
+        (["--data", "v.npz", "--train-data", "t.npz", "--median-k", "5"], (5,)),  # asked for
+    ],
+)
+def test_median_filter_is_off_by_default_for_a_test_set(args, median_k):
+    assert config_from_args(build_parser().parse_args([*args, "--out", "o"])).median_k == median_k
 
 
 def _error(args, capsys) -> str:
