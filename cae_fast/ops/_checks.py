@@ -8,22 +8,27 @@ import torch
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def _check_pair(op: str, x: torch.Tensor, y: torch.Tensor, image_batch: bool) -> None:
+    """What every frame-vs-reconstruction op needs: same shape, a float dtype shared by both, one
+    device; ``image_batch``: exactly ``[B, C, H, W]``."""
+    if x.shape != y.shape or (image_batch and x.dim() != 4):
+        layout = "[B, C, H, W] of the same shape" if image_batch else "the same shape"
+        raise ValueError(f"{op}: x and y must be {layout}, got {tuple(x.shape)} and {tuple(y.shape)}")
+    for name, t in (("x", x), ("y", y)):
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"{op}: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
+    if x.dtype != y.dtype:
+        raise TypeError(f"{op}: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"{op}: x and y are on different devices ({x.device}, {y.device})")
+
+
 def check_pcc_mse(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.shape != y.shape:
-        raise ValueError(
-            f"pcc_mse: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
+    _check_pair("pcc_mse", x, y, image_batch=False)
     if x.dim() < 2:
         raise ValueError(f"pcc_mse: expected [B, ...] with at least 2 dims, got shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x[0].numel() == 0:
         raise ValueError(f"pcc_mse: empty input of shape {tuple(x.shape)}")
-    for name, t in (("x", x), ("y", y)):
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"pcc_mse: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
-    if x.dtype != y.dtype:
-        raise TypeError(f"pcc_mse: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
-    if x.device != y.device:
-        raise ValueError(f"pcc_mse: x and y are on different devices ({x.device}, {y.device})")
 
 
 def check_nn_ref(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None) -> None:
@@ -55,36 +60,14 @@ def check_nn_ref(z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | N
 
 
 def check_frame_stats(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.dim() != 4 or x.shape != y.shape:
-        raise ValueError(
-            "frame_stats: x and y must be [B, C, H, W] of the same shape, "
-            f"got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
+    _check_pair("frame_stats", x, y, image_batch=True)
     if x.shape[2] < 7 or x.shape[3] < 7:
         raise ValueError(
             f"frame_stats: frames must be at least 7x7 (the SSIM window), got {tuple(x.shape[2:])}"
         )
-    for name, t in (("x", x), ("y", y)):
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"frame_stats: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
-    if x.dtype != y.dtype:
-        raise TypeError(f"frame_stats: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
-    if x.device != y.device:
-        raise ValueError(f"frame_stats: x and y are on different devices ({x.device}, {y.device})")
 
 
 def check_patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> None:
-    if x.dim() != 4 or x.shape != y.shape:
-        raise ValueError(
-            "patch_mse: x and y must be [B, C, H, W] of the same shape, "
-            f"got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
+    _check_pair("patch_mse", x, y, image_batch=True)
     if not 1 <= patch <= min(x.shape[2], x.shape[3]):
         raise ValueError(f"patch_mse: patch must be in [1, {min(x.shape[2], x.shape[3])}], got {patch}")
-    for name, t in (("x", x), ("y", y)):
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"patch_mse: {name} must be float16/bfloat16/float32/float64, got {t.dtype}")
-    if x.dtype != y.dtype:
-        raise TypeError(f"patch_mse: x and y must have the same dtype, got {x.dtype} and {y.dtype}")
-    if x.device != y.device:
-        raise ValueError(f"patch_mse: x and y are on different devices ({x.device}, {y.device})")
