@@ -39,8 +39,9 @@ MAD_K = 2.5  # --threshold mad: removed beyond k robust standard deviations (1.4
 ARCH = "cae"  # the paper's network; models.ARCHS lists the others (--arch)
 FCN_HIDDEN = 512  # --arch fcn: width of the hidden layer on each side of the latent
 # --arch vae: weight of the KL term (per pixel value, like L_rec) and the epochs over which it ramps
-# up from 0. Measured on the digits: 1e-3 keeps the code informative (KL well above 0) while the
-# reconstruction error still falls; larger weights squeeze the code towards the prior.
+# up from 0. Measured on builtin:digits (10 epochs): weight 0.1 ends at L_rec 0.044 with the KL
+# falling towards 0 (the collapse), 0.02 at 0.039, 0.005 at 0.012, 1e-3 at 0.0048 (20 epochs)
+# with test ROC-AUC 1.0; see README "Train on normal data, score a test set".
 KL_WEIGHT = 1e-3
 KL_WARMUP = 5
 
