@@ -106,11 +106,10 @@ import torch
 
 import cae_fast._C  # noqa: F401  (registers torch.ops.cae_fast)
 
-missing = [
-    op
-    for op in ("cae_fast::pcc_mse", "cae_fast::nn_ref", "cae_fast::nn_ref_backward")
-    if not torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")
-]
+# Every op csrc/ops.cpp defines must have a CUDA kernel: a new op without one fails here.
+ops = sorted({s.name for s in torch._C._jit_get_all_schemas() if s.name.startswith("cae_fast::")})
+assert len(ops) >= 5, f"expected the cae_fast op schemas, found {ops}"
+missing = [op for op in ops if not torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")]
 assert not missing, f"no CUDA kernel registered for {missing}"
 
 x = torch.randn(3, 1, 8, 8)
@@ -119,7 +118,7 @@ assert torch.allclose(pcc, torch.ones(3)) and torch.all(mse == 0), (pcc, mse)
 z = x.flatten(1)
 d2, idx = torch.ops.cae_fast.nn_ref(z, z[[2, 0]], None)
 assert idx[0] == 1 and idx[2] == 0 and d2[0] == 0 and d2[2] == 0, (d2, idx)
-print("cuda_check: CUDA kernels registered for pcc_mse, nn_ref, nn_ref_backward")
+print(f"cuda_check: CUDA kernels registered for {', '.join(ops)}")
 EOF
 )
 echo "cuda_check: OK (total $((SECONDS - start)) s)"
