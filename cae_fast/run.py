@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cae_fast import dist, ops
 from cae_fast import evaluate as ev
-from cae_fast import ops
 from cae_fast.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
 from cae_fast.cli import build_parser, config_from_args
 from cae_fast.config import Config
@@ -63,7 +63,11 @@ def _check_size(cfg: Config) -> None:
 
 
 def run(cfg: Config, say=print) -> dict:
-    """The whole job for a resolved ``cfg``; returns the arrays it saved. ``say`` prints progress."""
+    """The whole job for a resolved ``cfg``; returns the arrays it saved. ``say`` prints progress.
+
+    Under torchrun every rank trains and scores its share; only rank 0 prints and writes."""
+    if not dist.is_main():
+        say = _quiet
     device = pick_device(cfg.device)
     stored_cut = None
     if cfg.score_only:
@@ -78,7 +82,7 @@ def run(cfg: Config, say=print) -> dict:
     _check_size(cfg)
     out = _prepare_out(cfg.out)
     t0 = time.perf_counter()
-    frames = load_frames(cfg)
+    frames = _load(cfg)
     source = frames.description or str(cfg.data)
     say(
         f"cae_fast: {len(frames)} frames from {source}, {cfg.image_size}x{cfg.image_size}, "
@@ -140,6 +144,8 @@ def run(cfg: Config, say=print) -> dict:
         "device": str(device),
         "n_frames": len(frames),
     }
+    if not dist.is_main():
+        return arrays
     summary = [f"scored in {time.perf_counter() - t2:.1f} s", *format_decision(decision, cfg.median_mode)]
     try:
         result = write_result(out, arrays, meta)
@@ -170,12 +176,27 @@ def run(cfg: Config, say=print) -> dict:
     return arrays
 
 
+def _load(cfg: Config) -> Frames:
+    """``load_frames``; under torchrun rank 0 builds (or checks) the frame cache first and the
+    other ranks then reuse it, so no two processes write the same cache entry."""
+    if not dist.is_main():
+        dist.barrier()
+    frames = load_frames(cfg)
+    if dist.is_main():
+        dist.barrier()
+    return frames
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    pass
+
+
 def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
     """What the network trains on: ``--train-data`` (normal frames only) or the scored frames."""
     if not cfg.train_data or cfg.score_only:
         return frames
     check_same_size(cfg.train_data, cfg.data)
-    train_frames = load_frames(dataclasses.replace(cfg, data=cfg.train_data))
+    train_frames = _load(dataclasses.replace(cfg, data=cfg.train_data))
     say(f"training on {len(train_frames)} frames from {train_frames.description or cfg.train_data}")
     if train_frames.labels is not None and train_frames.labels.any():
         say(f"warning: {int(train_frames.labels.sum())} training frames are labelled dirty; all are used")
@@ -223,13 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:
-            run(config_from_args(args))
+            cfg = config_from_args(args)
+            dist.setup(cfg.device)
+            if not dist.is_main():
+                warnings.simplefilter("ignore")  # rank 0 tells the user once
+            run(cfg)
         except InputError as exc:
             print(f"error: {exc.path}: {exc.problem}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted; continue with --resume", file=sys.stderr)
             return 130
+        finally:
+            dist.cleanup()
     return 0
 
 

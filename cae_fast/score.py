@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from cae_fast import ops
+from cae_fast import dist, ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, to_float
 from cae_fast.model import CAE
@@ -141,7 +141,11 @@ SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n in DIRECTION)
 def score_frames(
     model: CAE, images: np.ndarray, cfg: Config, device: torch.device, names: tuple[str, ...] = ("pcc", "mse")
 ) -> dict[str, np.ndarray]:
-    """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``."""
+    """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``.
+
+    Under torchrun each rank scores its contiguous share of the frames and the per-frame scores
+    are all-gathered back in frame order (every rank gets them all) before the scores computed
+    over the whole sequence (``COMBINED``) and any median filter."""
     unknown = [n for n in names if n not in SCORERS and n not in COMBINED]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORE_NAMES)}")
@@ -151,9 +155,12 @@ def score_frames(
     model.eval()
     dataset = FrameDataset(images)
     n = images.shape[0]
+    first, last = dist.share(n)
+    if n < dist.world():
+        raise ValueError(f"{n} frames cannot be scored by {dist.world()} processes (fewer than one each)")
     out: dict[str, np.ndarray] = {}
-    for start in range(0, n, cfg.score_batch):
-        stop = min(start + cfg.score_batch, n)
+    for start in range(first, last, cfg.score_batch):
+        stop = min(start + cfg.score_batch, last)
         x = to_float(dataset.__getitems__(list(range(start, stop))), device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             recon = model(x)[0]
@@ -165,10 +172,20 @@ def score_frames(
                     if name not in out:  # per-frame (N,) or per-frame maps (N, ...)
                         out[name] = np.empty((n, *v.shape[1:]), dtype=np.float32)
                     out[name][start:stop] = v
+    if dist.active():
+        _gather_scores(out, n, first, last)
     for name in wanted:
         if name in COMBINED:
             out[name] = COMBINED[name][1](out).astype(np.float32)
     return out
+
+
+def _gather_scores(out: dict[str, np.ndarray], n: int, first: int, last: int) -> None:
+    """Replace each of this rank's ``out[name][first:last]`` by the whole ``n`` rows from all ranks
+    (``score_frames`` makes sure every rank scored at least one frame, so the names agree)."""
+    for name in list(out):
+        part = torch.from_numpy(np.ascontiguousarray(out[name][first:last]))
+        out[name] = dist.gather_rows(part, n).numpy()
 
 
 # scipy.ndimage mode -> numpy.pad mode giving the same extension of the signal past its ends.

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cae_fast import dist
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
 from cae_fast.errors import InputError
@@ -74,21 +75,30 @@ def _autocast(cfg: Config, device: torch.device):
 
 @torch.no_grad()
 def encode_frames(model: CAE, images: np.ndarray, indices: torch.Tensor, cfg: Config, device: torch.device):
-    """Latents of ``images[indices]`` in eval mode, float32 ``[len(indices), latent_dim]``."""
+    """Latents of ``images[indices]`` in eval mode, float32 ``[len(indices), latent_dim]``.
+
+    Under torchrun each rank encodes its contiguous share of ``indices`` and the latents are
+    all-gathered in the order of ``indices``: every rank ends with the same H_ref."""
     was_training = model.training
     model.eval()
     dataset = FrameDataset(images)
-    out = []
-    for chunk in indices.split(cfg.score_batch):
+    start, stop = dist.share(len(indices))
+    out = [torch.empty((0, model.latent_dim), device=device)]
+    for chunk in indices[start:stop].split(cfg.score_batch):
         with _autocast(cfg, device):
             out.append(model.encode(to_float(dataset.__getitems__(chunk.tolist()), device)).float())
     model.train(was_training)
-    return torch.cat(out)
+    return dist.gather_rows(torch.cat(out), len(indices))
 
 
 def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> tuple[CAE, list[EpochStats]]:
     """Train a ``cfg.arch`` network (a CAE by default) on uint8 ``images`` ``(N, S, S, 3)``;
-    checkpoints and log go to ``run_dir``."""
+    checkpoints and log go to ``run_dir``.
+
+    Under torchrun (``dist.active()``) the network is wrapped in DistributedDataParallel and
+    each global batch of the seeded order is split across the ranks (``dist.shard``), so the
+    frames seen per step do not depend on the number of processes; only rank 0 writes the
+    checkpoint and the log. The returned network is the plain (unwrapped) one."""
     run_dir = Path(run_dir)
     device = pick_device(cfg.device)
     n = images.shape[0]
@@ -100,7 +110,15 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
     start = 0
     if cfg.resume:
         start = _restore(cfg.resume, model, opt, gen)
-    _trim_log(run_dir / LOG_NAME, start)
+    main = dist.is_main()
+    if main:
+        _trim_log(run_dir / LOG_NAME, start)
+    net, changed_bn = model, []
+    if dist.active():
+        changed_bn = dist.global_batchnorm(model)  # statistics over the global batch, as in one process
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
+        )
     loss_fn = rec_loss(cfg.rec_loss)
     workers = _workers(cfg, device)
     m_ref = min(cfg.m_ref, n)
@@ -114,14 +132,15 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         if cfg.ref_exclude_self:
             exclude_of[ref_rows] = torch.arange(m_ref)
         order = torch.randperm(n, generator=gen)
-        batches = [b.tolist() for b in order.split(cfg.batch_size)]
+        global_batches = [b.tolist() for b in order.split(cfg.batch_size)]
+        batches = [dist.shard(b) for b in global_batches]
         model.train()
         sums = torch.zeros(4, dtype=torch.float64)  # l_rec, l_ref, ||z||, l_aux, each summed over frames
         bar = tqdm(
             total=n,
             unit="frame",
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not cfg.progress,
+            disable=not (cfg.progress and main),
             leave=True,
             dynamic_ncols=True,
             mininterval=0.5,
@@ -131,7 +150,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         for step, (idx, batch) in enumerate(zip(batches, loader, strict=True)):
             x = to_float(batch, device)
             with _autocast(cfg, device):
-                recon, z = model(x)
+                recon, z = net(x)
             l_rec = loss_fn(recon, x)
             exclude = exclude_of[idx].to(device) if cfg.ref_exclude_self else None
             l_ref = ref_loss(z, h_ref, exclude, cfg.ref_norm)
@@ -144,26 +163,29 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            b = len(idx)
-            z_norm = z.detach().float().norm(dim=1).sum().item()
+            b = 0 if dist.is_padding(global_batches[step]) else len(idx)
+            z_norm = z.detach().float().norm(dim=1).sum().item() if b else 0.0
             sums += torch.tensor([l_rec.item() * b, l_ref.item() * b, z_norm, l_aux.item() * b])
-            done += b
+            done += b * dist.world()
             rate = done / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(
                 L_rec=f"{sums[0] / done:.4g}", L_ref=f"{sums[1] / done:.4g}", fps=f"{rate:.0f}", refresh=False
             )
-            bar.update(b)
+            bar.update(b * dist.world())
         bar.close()
         seconds = time.perf_counter() - t0
-        mean = (sums / n).tolist()
+        mean = (dist.all_sum(sums) / n).tolist()
         stats = EpochStats(
             epoch + 1, mean[0], mean[1], mean[0] + cfg.lambda_ref * mean[1], mean[2], n / seconds, seconds,
             l_aux=mean[3],
         )
         history.append(stats)
-        with open(run_dir / LOG_NAME, "a") as f:
-            f.write(json.dumps(asdict(stats)) + "\n")
-        save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg)
+        if main:
+            with open(run_dir / LOG_NAME, "a") as f:
+                f.write(json.dumps(asdict(stats)) + "\n")
+            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg)
+        dist.barrier()
+    dist.restore_batchnorm(changed_bn)
     model.eval()
     return model, history
 
