@@ -1,0 +1,113 @@
+"""Peak memory while scoring a frame set stored as a uint8 memmap (the CLI's frame cache): the
+frames stream batch by batch, nothing holds the set as float. Runs in a fresh subprocess so the
+peak is its own; sampled with psutil every 5 ms.
+
+    pytest benchmarks/test_bench_rss.py -s
+    CAE_FAST_RSS_FRAMES=17600 pytest benchmarks/test_bench_rss.py -s   # the issue's size (slow)
+
+RSS counts the memmap's file pages the kernel keeps mapped (reclaimable page cache); the
+process's own memory is RSS minus those shared file pages ("anonymous"), and that is what must
+stay bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 224
+N_FRAMES = int(os.environ.get("CAE_FAST_RSS_FRAMES", "3000"))
+MAX_RSS_GB = 3.0  # the issue's bound, for 17,600 frames at 224x224
+# Small convolution widths: the network's size barely changes the memory of scoring (one batch of
+# activations), and it keeps the benchmark short on a loaded CPU.
+CHANNELS = "8,16,32,64"
+
+_SCRIPT = """
+import json, sys, threading, time
+import numpy as np, psutil, torch
+sys.path.insert(0, {repo!r})
+torch.set_num_threads(1)
+from cae_fast.config import Config
+from cae_fast.models import build_model
+from cae_fast.score import score_frames
+
+n, size, path = {n}, {size}, {path!r}
+mm = np.memmap(path, dtype=np.uint8, mode="w+", shape=(n, size, size, 3))
+rng = np.random.default_rng(0)
+tile = rng.integers(0, 256, (64, size, size, 3), dtype=np.uint8)
+for start in range(0, n, 64):
+    stop = min(start + 64, n)
+    mm[start:stop] = tile[: stop - start]
+mm.flush()
+del mm
+images = np.memmap(path, dtype=np.uint8, mode="r", shape=(n, size, size, 3))
+
+proc = psutil.Process()
+peak = {{"rss": 0, "anon": 0}}
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        m = proc.memory_info()
+        peak["rss"] = max(peak["rss"], m.rss)
+        peak["anon"] = max(peak["anon"], m.rss - m.shared)
+        time.sleep(0.005)
+base = proc.memory_info()
+thread = threading.Thread(target=sample, daemon=True)
+thread.start()
+cfg = Config(image_size=size, channels=({channels},), data="x", progress=False).resolved()
+torch.manual_seed(0)
+model = build_model(cfg).eval()
+t0 = time.perf_counter()
+scores = score_frames(model, images, cfg, torch.device("cpu"), ("pcc", "mse"))
+seconds = time.perf_counter() - t0
+done.set()
+thread.join()
+assert scores["pcc"].shape == (n,) and np.isfinite(scores["pcc"]).all()
+print(json.dumps({{"peak_rss": peak["rss"], "peak_anon": peak["anon"], "base_anon": base.rss - base.shared,
+                   "seconds": seconds, "score_batch": cfg.score_batch}}))
+"""
+
+
+def _measure(n: int, path: Path) -> dict:
+    script = _SCRIPT.format(repo=str(REPO), n=n, size=SIZE, path=str(path), channels=CHANNELS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_peak_rss_scoring_memmap(tmp_path, benchmark):
+    """Peak RSS under the issue's bound, and the process's own memory the same (within 10% of the
+    extra frames as float) for two score batches of frames and for ``N_FRAMES``."""
+    small_n = 512
+    small = _measure(small_n, tmp_path / "small.u8")
+    out = _measure(N_FRAMES, tmp_path / "frames.u8")
+    gb = 1024**3
+    data_gb = N_FRAMES * SIZE * SIZE * 3 / gb
+    extra_float = 4 * (N_FRAMES - small_n) * SIZE * SIZE * 3
+    growth = out["peak_anon"] - small["peak_anon"]
+    benchmark.pedantic(lambda: None, rounds=1)
+    benchmark.extra_info.update(out, n_frames=N_FRAMES, uint8_gb=data_gb, own_growth=growth)
+    print(
+        f"\nscoring {N_FRAMES} frames at {SIZE}x{SIZE} from a memmap ({data_gb:.2f} GB as uint8, "
+        f"{4 * data_gb:.1f} GB as float), score batch {out['score_batch']}: "
+        f"peak RSS {out['peak_rss'] / gb:.2f} GB, own memory {out['peak_anon'] / gb:.2f} GB "
+        f"({small['peak_anon'] / gb:.2f} GB for {small_n} frames), {N_FRAMES / out['seconds']:.0f} frames/s"
+    )
+    assert out["peak_rss"] / gb < MAX_RSS_GB
+    assert growth < 0.1 * extra_float
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-s"]))
