@@ -8,6 +8,7 @@ each function runs once per batch however many of its scores are asked for.
 
 from __future__ import annotations
 
+import mmap
 import warnings
 from collections.abc import Callable
 
@@ -172,12 +173,38 @@ def score_frames(
                     if name not in out:  # per-frame (N,) or per-frame maps (N, ...)
                         out[name] = np.empty((n, *v.shape[1:]), dtype=np.float32)
                     out[name][start:stop] = v
+        _release(images, start, stop)
     if dist.active():
         _gather_scores(out, n, first, last)
     for name in wanted:
         if name in COMBINED:
             out[name] = COMBINED[name][1](out).astype(np.float32)
     return out
+
+
+def _release(images: np.ndarray, start: int, stop: int) -> None:
+    """Drop frames ``[start, stop)`` of a read-only memmap (the frame cache) from this process's
+    resident set once scored: they stay in the page cache, but a long sequential pass no longer
+    counts the whole file in the process's RSS. Anything else is left alone."""
+    mm = getattr(images, "_mmap", None)
+    if (
+        not isinstance(images, np.memmap)
+        or images.mode != "r"
+        or not isinstance(images.base, mmap.mmap)
+        or not images.flags.c_contiguous
+        or not hasattr(mm, "madvise")
+        or not hasattr(mmap, "MADV_DONTNEED")
+    ):
+        return
+    first = images.offset % mmap.ALLOCATIONGRANULARITY  # where the array starts inside the mapping
+    page = mmap.PAGESIZE
+    lo = -(-(first + start * images.strides[0]) // page) * page  # whole pages inside the range only
+    hi = (first + stop * images.strides[0]) // page * page
+    if hi > lo:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass
 
 
 def _gather_scores(out: dict[str, np.ndarray], n: int, first: int, last: int) -> None:
