@@ -5,9 +5,11 @@ peak is its own; sampled with psutil every 5 ms.
     pytest benchmarks/test_bench_rss.py -s
     CAE_FAST_RSS_FRAMES=17600 pytest benchmarks/test_bench_rss.py -s   # the issue's size (slow)
 
-RSS counts the memmap's file pages the kernel keeps mapped (reclaimable page cache); the
-process's own memory is RSS minus those shared file pages ("anonymous"), and that is what must
-stay bounded.
+RSS counts the memmap's file pages still mapped; ``score_frames`` drops each scored batch's
+pages (without that, 17,600 frames peaked at 3.56 GB, the whole 2.47 GB file resident). The
+process's own memory is RSS minus the shared file pages; it must not grow with the set.
+Measured (2-core machine, 1 thread): 17,600 frames peak RSS 1.15 GB, own memory 1.02 GB
+(1.11 GB for 512 frames), 110 frames/s.
 """
 
 from __future__ import annotations
