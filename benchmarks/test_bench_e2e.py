@@ -1,6 +1,6 @@
-"""End-to-end throughput at 64x64 with the default network (channels 32,64,128,256, latent 256):
-training with compiled vs reference ops, the share of an epoch spent on L_ref and the H_ref
-rebuild, scoring with fused vs reference ops, and the data loader against the training step.
+"""End-to-end throughput with the default network (channels 32,64,128,256, latent 256): training
+at 64x64 and 224x224 with compiled vs reference ops, the share of an epoch spent on L_ref and the
+H_ref rebuild, scoring with fused vs reference ops, and the data loader against the training step.
 Every figure is measured in this run; asserts are on ratios only.
 
     pytest benchmarks/test_bench_e2e.py -s
@@ -53,10 +53,10 @@ def _cfg(**kw) -> Config:
     return Config(**{**base, **kw}).resolved()
 
 
-def _images(n: int, seed: int = 0) -> np.ndarray:
+def _images(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:
     """A memmap of smooth random frames, like the frame cache the CLI trains from."""
     rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (n, SIZE // 8, SIZE // 8, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (n, size // 8, size // 8, 3), dtype=np.uint8)
     frames = np.repeat(np.repeat(small, 8, axis=1), 8, axis=2)
     path = Path(tempfile.mkdtemp()) / "frames.u8"
     mm = np.memmap(path, dtype=np.uint8, mode="w+", shape=frames.shape)
@@ -69,42 +69,48 @@ _TRAIN_SCRIPT = """
 import json, sys, tempfile, torch
 sys.path.insert(0, {repo!r})
 torch.set_num_threads(1)
-from benchmarks.test_bench_e2e import _cfg, _images, N_TRAIN
+from benchmarks.test_bench_e2e import _cfg, _images
 from cae_fast import ops
 from cae_fast.train import train
-_, hist = train(_images(N_TRAIN), _cfg(), tempfile.mkdtemp())
+size, n = int(sys.argv[1]), int(sys.argv[2])
+_, hist = train(_images(n, size=size), _cfg(image_size=size), tempfile.mkdtemp())
 print(json.dumps({{"backend": ops.backend(), "fps": max(h.frames_per_s for h in hist)}}))
 """
 
 
-def _train_fps(backend: str | None) -> tuple[str, float]:
+def _train_fps(backend: str | None, size: int = SIZE, n: int = N_TRAIN) -> tuple[str, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("CAE_FAST_BACKEND", None)
     if backend:
         env["CAE_FAST_BACKEND"] = backend
     res = subprocess.run(
-        [sys.executable, "-c", _TRAIN_SCRIPT.format(repo=str(REPO))],
+        [sys.executable, "-c", _TRAIN_SCRIPT.format(repo=str(REPO)), str(size), str(n)],
         env=env, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     out = json.loads(res.stdout.strip().splitlines()[-1])
     return out["backend"], out["fps"]
 
 
-def test_train_throughput_compiled_vs_reference(benchmark):
-    """Training frames/s (best epoch of 2, 192 frames) in separate processes, taken in turns."""
+# (frame size, frames per benchmark epoch): the demo's size and the paper's.
+TRAIN_SIZES = ((SIZE, N_TRAIN), (224, 64))
+
+
+@pytest.mark.parametrize("size, n", TRAIN_SIZES, ids=[f"{s}px" for s, _ in TRAIN_SIZES])
+def test_train_throughput_compiled_vs_reference(benchmark, size, n):
+    """Training frames/s (best epoch of 2) in separate processes, taken in turns."""
     runs = {"compiled": [], "reference": []}
     for _ in range(2):
-        backend, fps = _train_fps(None)
+        backend, fps = _train_fps(None, size, n)
         assert backend != "reference"
         runs["compiled"].append(fps)
-        backend, fps = _train_fps("reference")
+        backend, fps = _train_fps("reference", size, n)
         assert backend == "reference"
         runs["reference"].append(fps)
     compiled, ref = max(runs["compiled"]), max(runs["reference"])
     benchmark.pedantic(lambda: None, rounds=1)
     benchmark.extra_info.update(train_fps_compiled=compiled, train_fps_reference=ref, ratio=compiled / ref)
     print(
-        f"\ntraining {SIZE}x{SIZE}, batch 32, 1 thread: compiled ops {compiled:.1f} frames/s, "
+        f"\ntraining {size}x{size}, batch 32, 1 thread: compiled ops {compiled:.1f} frames/s, "
         f"reference ops {ref:.1f} frames/s ({compiled / ref:.2f}x)"
     )
 
