@@ -193,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
     )
     t.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on CPU)")
-    t.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA)")
+    t.add_argument(
+        "--workers",
+        type=int,
+        help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA); also the processes that decode "
+        "a folder into the frame cache (default: one per CPU; 0 or 1: none)",
+    )
     t.add_argument(
         "--resume",
         nargs="?",

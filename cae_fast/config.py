@@ -92,7 +92,7 @@ class Config:
     seed: int = SEED
     device: str = "auto"
     amp: bool = False
-    workers: int | None = None  # None: 0 on CPU, a few on CUDA
+    workers: int | None = None  # DataLoader, None: 0 on CPU, a few on CUDA; cache decoding, None: all CPUs
     resume: str | None = None
     progress: bool = True
     # scoring, threshold, export

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cae_fast.data.cache as cache
 import cae_fast.data.sources as sources
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, load_frames, to_float
-from cae_fast.data.cache import load_or_build
+from cae_fast.data.cache import cache_key, load_or_build
 from cae_fast.data.sources import decode_image, natural_key, open_source
 from cae_fast.errors import InputError
 
@@ -166,3 +167,84 @@ def test_uncompressed_npz_is_memory_mapped_compressed_is_read(tmp_path, tiny_fra
         frames = load_frames(Config(data=str(tmp_path / name), image_size=32, out=str(tmp_path / "o")))
         np.testing.assert_array_equal(frames.images, images)
         np.testing.assert_array_equal(frames.labels, labels)
+
+
+def _count_decodes(monkeypatch):
+    calls = []
+    real = sources.decode_image
+
+    def counting(path, size):
+        calls.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(sources, "decode_image", counting)
+    return calls
+
+
+def test_parallel_cache_build_equals_serial(tiny_folder, tmp_path):
+    (tiny_folder / "b" / "f40.png").write_bytes(b"junk")
+    src = open_source(tiny_folder)
+    serial = load_or_build(src, 32, tmp_path / "s", skip_bad=True, workers=0)
+    parallel = load_or_build(src, 32, tmp_path / "p", skip_bad=True, workers=2)
+    assert (parallel.kept, parallel.skipped) == (serial.kept, serial.skipped) and len(serial.kept) == 47
+    key = cache_key(src, 32, True)
+    assert (tmp_path / "p" / f"{key}.u8").read_bytes() == (tmp_path / "s" / f"{key}.u8").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [f"{key}.json", f"{key}.u8"]
+    with pytest.raises(InputError, match="f40.png: cannot decode"):  # the same error as serially
+        load_or_build(src, 32, tmp_path / "q", workers=2)
+    assert list((tmp_path / "q").iterdir()) == []
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(monkeypatch, chunks):
+    real, seen = cache._save_status, []
+
+    def save(record, status):
+        if len(seen) == chunks:
+            raise _Interrupted
+        seen.append(1)
+        real(record, status)
+
+    monkeypatch.setattr(cache, "_save_status", save)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_interrupted_cache_build_resumes(tiny_folder, tmp_path, monkeypatch, workers):
+    src, c = open_source(tiny_folder), tmp_path / "c"
+    reference = load_or_build(src, 32, tmp_path / "ref", workers=0)
+    monkeypatch.setattr(cache, "_CHUNK", 8)
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(_Interrupted):
+        load_or_build(src, 32, c, workers=workers)
+    key = cache_key(src, 32, False)
+    assert not (c / f"{key}.u8").exists() and not (c / f"{key}.json").exists()  # nothing usable
+    assert (c / f"{key}.u8.partial").exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "_CHUNK", 8)
+    calls = _count_decodes(monkeypatch)
+    resumed = load_or_build(src, 32, c, workers=0)
+    assert not resumed.reused and len(calls) == 48 - 2 * 8  # only the frames not recorded as done
+    assert (c / f"{key}.u8").read_bytes() == (tmp_path / "ref" / f"{key}.u8").read_bytes()
+    assert sorted(p.name for p in c.iterdir()) == [f"{key}.json", f"{key}.u8"]
+    np.testing.assert_array_equal(resumed.images, reference.images)
+
+
+def test_partial_cache_of_other_files_is_not_reused(tiny_folder, tmp_path, monkeypatch):
+    c = tmp_path / "c"
+    monkeypatch.setattr(cache, "_CHUNK", 8)
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(_Interrupted):
+        load_or_build(open_source(tiny_folder), 32, c, workers=0)
+    old_key = cache_key(open_source(tiny_folder), 32, False)
+    target = tiny_folder / "a" / "f3.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(target)
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    monkeypatch.undo()
+    calls = _count_decodes(monkeypatch)
+    built = load_or_build(open_source(tiny_folder), 32, c, workers=0)
+    assert len(calls) == 48 and (built.images[3] == 0).all()
+    assert not list(c.glob(f"{old_key}*"))  # the stale partial was dropped

@@ -50,7 +50,9 @@ def load_frames(cfg: Config) -> Frames:
         return _builtin(cfg)
     source = open_source(cfg.data)
     cache_dir = cfg.cache_dir or default_cache_dir(cfg.out)
-    cached = load_or_build(source, cfg.image_size, cache_dir, cfg.skip_bad)
+    cached = load_or_build(
+        source, cfg.image_size, cache_dir, cfg.skip_bad, workers=cfg.workers, progress=cfg.progress
+    )
     names = [source.frame_name(i) for i in cached.kept]
     labels = source.labels[cached.kept] if source.labels is not None else None
     return Frames(
