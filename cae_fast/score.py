@@ -165,7 +165,10 @@ def score_frames(
         x = to_float(dataset.__getitems__(list(range(start, stop))), device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             recon = model(x)[0]
-        recon = recon.float()  # scores are measured in float32 whatever the network ran in
+        # Scores are measured in float32 whatever the network ran in, on NCHW-contiguous tensors:
+        # one layout copy here instead of one inside every fused op (the network runs channels-last).
+        recon = recon.float().contiguous()
+        x = x.contiguous()
         for scorer in scorers:
             for name, values in scorer(x, recon).items():
                 if name in names:

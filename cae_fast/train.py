@@ -104,7 +104,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
     n = images.shape[0]
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg).to(device, memory_format=torch.channels_last)
     has_aux = hasattr(model, "aux_loss")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
@@ -246,7 +246,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
     except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
         raise InputError(path, f"cannot rebuild the network ({exc})") from None
     model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def _restore(path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:

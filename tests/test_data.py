@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import cae_fast.data.cache as cache
@@ -138,8 +139,10 @@ def test_dataset_batches_and_float_conversion(tiny_frames):
     ds = FrameDataset(images)
     batch = ds.__getitems__([5, 1, 3])
     np.testing.assert_array_equal(batch.numpy(), images[[5, 1, 3]])
-    x = to_float(batch, __import__("torch").device("cpu"))
-    assert x.shape == (3, 3, 32, 32) and x.is_contiguous() and float(x.max()) <= 1.0
+    x = to_float(batch, torch.device("cpu"))
+    # NCHW view of the NHWC frames: channels-last in memory, no transpose copy
+    assert x.shape == (3, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+    assert float(x.max()) <= 1.0
     np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), images[5] / 255, atol=1e-6)
 
 
