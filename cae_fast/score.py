@@ -1,9 +1,10 @@
 """Per-frame scores from one pass over the frames and their reconstructions, and the 1-D
 median filter over the frame index that turns them into the paper's ``PCC_med``.
 
-Scores live in a registry: each name maps to a function of ``(x, recon)`` batches that may
-compute several scores at once (``pcc`` and ``mse`` come from one fused ``ops.pcc_mse``), and
-each function runs once per batch however many of its scores are asked for.
+Scores live in a registry: each name maps to a function of a ``Batch`` (frames, reconstructions,
+latents, and the reference set H_ref when asked for) that may compute several scores at once
+(``pcc`` and ``mse`` come from one fused ``ops.pcc_mse``), and each function runs once per batch
+however many of its scores are asked for.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import mmap
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,12 +21,53 @@ from cae_fast import dist, ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, to_float
 from cae_fast.model import CAE
+from cae_fast.train import encode_frames
 
-BatchScorer = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+@dataclass(frozen=True)
+class Reference:
+    """H_ref for scoring: the eval-mode latents ``h`` ``[M, D]`` (float32, on the scoring device)
+    of ``M = min(m_ref, N)`` frames of the scored sequence, and for each of the ``N`` frames the
+    row of ``h`` that is the frame itself (``exclude_of``, int64 on the CPU, -1 when the frame is
+    not in H_ref), so a frame never matches itself. ``exclude_of`` is None when ``M < 2``: a
+    single reference row leaves nothing else to match, and it then scores 0 against itself."""
+
+    h: torch.Tensor
+    exclude_of: torch.Tensor | None
 
 
-def _pcc_mse(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-    pcc, mse = ops.pcc_mse(x, recon)
+def reference_set(model: CAE, images: np.ndarray, cfg: Config, device: torch.device) -> Reference:
+    """Encode H_ref: ``min(cfg.m_ref, N)`` frames drawn with ``torch.Generator().manual_seed(cfg.seed)``
+    (``randperm(N)[:M]``, sorted), the same on every torchrun rank (``encode_frames`` all-gathers)."""
+    n = images.shape[0]
+    m_ref = cfg.m_ref if cfg.m_ref is not None else cfg.resolved().m_ref
+    rows = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[: min(m_ref, n)].sort().values
+    h = encode_frames(model, images, rows, cfg, device).float().contiguous()
+    exclude_of = None
+    if len(rows) >= 2:
+        exclude_of = torch.full((n,), -1, dtype=torch.int64)
+        exclude_of[rows] = torch.arange(len(rows))
+    return Reference(h, exclude_of)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a scorer sees of frames ``rows`` (``start:stop`` of the sequence): the frames ``x`` and
+    reconstructions ``recon`` (float32 NCHW, 0-1), the latents ``z`` (float32 ``[B, D]``, eval
+    mode) and H_ref (``ref``: only when a score in ``REF_SCORES`` is asked for, else None)."""
+
+    x: torch.Tensor
+    recon: torch.Tensor
+    z: torch.Tensor
+    rows: slice
+    ref: Reference | None = None
+
+
+BatchScorer = Callable[[Batch], dict[str, torch.Tensor]]
+
+
+def _pcc_mse(b: Batch) -> dict[str, torch.Tensor]:
+    pcc, mse = ops.pcc_mse(b.x, b.recon)
     return {"pcc": pcc, "mse": mse}
 
 
@@ -32,8 +75,8 @@ def _pcc_mse(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
 LAP_EPS = 1e-6
 
 
-def _frame_stats(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-    st = ops.frame_stats(x, recon)
+def _frame_stats(b: Batch) -> dict[str, torch.Tensor]:
+    st = ops.frame_stats(b.x, b.recon)
     ssim, lap_x, lap_y, lap_mean_x = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
     return {
         "ssim": ssim,
@@ -55,9 +98,17 @@ LOCAL_TOPK = 4
 LOCAL_EPS = 1e-6
 
 
-def _patch(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-    patch = max(1, x.shape[-1] // LOCAL_GRID)
-    return {"patch_err": ops.patch_mse(x, recon, patch).flatten(1)}
+def _patch(b: Batch) -> dict[str, torch.Tensor]:
+    patch = max(1, b.x.shape[-1] // LOCAL_GRID)
+    return {"patch_err": ops.patch_mse(b.x, b.recon, patch).flatten(1)}
+
+
+def _latent(b: Batch) -> dict[str, torch.Tensor]:
+    """The latent distance to H_ref: squared L2 from each frame's latent to its nearest H_ref
+    row other than the frame itself (fused ``ops.nn_ref``). Higher = dirtier."""
+    exclude = None if b.ref.exclude_of is None else b.ref.exclude_of[b.rows].to(b.z.device)
+    dist2, _idx = ops.nn_ref(b.z, b.ref.h, exclude)
+    return {"latent": dist2}
 
 
 SCORERS: dict[str, BatchScorer] = {
@@ -67,7 +118,10 @@ SCORERS: dict[str, BatchScorer] = {
     "detail_ratio": _frame_stats,
     "lapvar": _frame_stats,
     "patch_err": _patch,  # (N, LOCAL_GRID**2) local error map, the input of "local"
+    "latent": _latent,
 }
+# Scores that need H_ref: it is encoded once, before the pass, only when one of them is asked for.
+REF_SCORES = frozenset({"latent"})
 # +1: a higher score means a cleaner frame; -1: a higher score means a dirtier one;
 # 0: two-sided, either tail is dirty (only used inside combined scores).
 DIRECTION: dict[str, int] = {
@@ -76,6 +130,7 @@ DIRECTION: dict[str, int] = {
     "ssim": +1,
     "detail_ratio": 0,
     "lapvar": +1,
+    "latent": -1,
     "local": -1,
     "combo": -1,
 }
@@ -146,7 +201,8 @@ def score_frames(
 
     Under torchrun each rank scores its contiguous share of the frames and the per-frame scores
     are all-gathered back in frame order (every rank gets them all) before the scores computed
-    over the whole sequence (``COMBINED``) and any median filter."""
+    over the whole sequence (``COMBINED``) and any median filter. H_ref (``reference_set``) is
+    drawn from and encoded on the scored frames, once before the pass, when a score needs it."""
     unknown = [n for n in names if n not in SCORERS and n not in COMBINED]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORE_NAMES)}")
@@ -159,18 +215,20 @@ def score_frames(
     first, last = dist.share(n)
     if n < dist.world():
         raise ValueError(f"{n} frames cannot be scored by {dist.world()} processes (fewer than one each)")
+    ref = reference_set(model, images, cfg, device) if REF_SCORES.intersection(names) else None
     out: dict[str, np.ndarray] = {}
     for start in range(first, last, cfg.score_batch):
         stop = min(start + cfg.score_batch, last)
         x = to_float(dataset.__getitems__(list(range(start, stop))), device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
-            recon = model(x)[0]
+            recon, z = model(x)
         # Scores are measured in float32 whatever the network ran in, on NCHW-contiguous tensors:
         # one layout copy here instead of one inside every fused op (the network runs channels-last).
-        recon = recon.float().contiguous()
-        x = x.contiguous()
+        batch = Batch(
+            x.contiguous(), recon.float().contiguous(), z.float().contiguous(), slice(start, stop), ref
+        )
         for scorer in scorers:
-            for name, values in scorer(x, recon).items():
+            for name, values in scorer(batch).items():
                 if name in names:
                     v = values.float().cpu().numpy()
                     if name not in out:  # per-frame (N,) or per-frame maps (N, ...)
