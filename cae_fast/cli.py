@@ -12,7 +12,7 @@ from cae_fast import config as C
 from cae_fast.config import Config
 from cae_fast.data import builtin
 from cae_fast.errors import InputError
-from cae_fast.losses import REF_NORMS
+from cae_fast.losses import REC_LOSSES, REF_NORMS
 from cae_fast.models import ARCHS
 from cae_fast.score import MEDIAN_MODES, SCORE_NAMES
 from cae_fast.threshold import THRESHOLDS
@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{C.M_REF}; demo: {C.DEMO_M_REF}; capped at the number of frames)",
     )
     t.add_argument(
+        "--rec-loss",
+        choices=tuple(REC_LOSSES),
+        default="mse",
+        help="mse = the paper's pixel MSE; ssim = 1 - SSIM (7x7 window), "
+        "the structure measure the default score also uses",
+    )
+    t.add_argument(
         "--ref-norm",
         choices=REF_NORMS,
         default="none",
@@ -175,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a batch frame that is also in H_ref may not "
         "match itself in L_ref (the paper does not exclude it)",
+    )
+    t.add_argument(
+        "--trim-k",
+        type=float,
+        metavar="K",
+        help=f"from epoch {C.TRIM_FROM + 1} on, train (and draw H_ref) only on the frames whose filtered "
+        f"'{C.TRIM_SCORE}' robust z is <= K, so the network does not learn to reproduce the corrupted "
+        f"runs (default {C.TRIM_K}; 0 = every frame, as the paper; --paper and --train-data: 0)",
     )
     t.add_argument(
         "--latent-dim", type=_positive, default=C.LATENT_DIM, help="size of the latent code (paper)"
@@ -340,8 +355,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         lr=args.lr,
         lambda_ref=args.lambda_ref,
         m_ref=args.m_ref,
+        rec_loss=args.rec_loss,
         ref_norm=args.ref_norm,
         ref_exclude_self=args.ref_exclude_self,
+        # Trimming guards a mixed, unlabelled training set; the paper and a normal --train-data have none.
+        trim_k=args.trim_k if args.trim_k is not None else 0.0 if args.paper or train_data else C.TRIM_K,
         seed=args.seed,
         device=args.device,
         amp=args.amp,

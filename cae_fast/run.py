@@ -225,8 +225,10 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
     for h in history[-1:]:
         say(
             f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}, "
-            f"mean |z| {h.mean_z_norm:.3g}, " + (f"KL {h.l_aux:.4g}, " if cfg.arch == "vae" else "")
+            f"mean |z| {h.mean_z_norm:.3g}, "
+            + (f"KL {h.l_aux:.4g}, " if cfg.arch == "vae" else "")
             + f"{h.frames_per_s:.0f} frames/s"
+            + (f", trained on {h.frames} of {n} frames (--trim-k)" if h.frames < (n := len(images)) else "")
         )
     return model
 

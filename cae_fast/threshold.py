@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cae_fast.config import Config
+from cae_fast.config import LONG_FILTER_GATE, Config
 from cae_fast.score import MAD_TO_SIGMA, effective_k, median_filter_1d, robust_z
 
 
@@ -136,7 +136,10 @@ def dirty_z(
             f = f - median_filter_1d(f, effective_k(len(f), detrend), mode)
         z = robust_z(f)
         zs.append(np.abs(z) if two_sided or direction == 0 else -direction * z)
-    return np.max(zs, axis=0)
+    # Longer filters only confirm frames the first (shortest) one already finds unusual: they add
+    # weak long runs, not the clean margins around a run that a long window's median drags up.
+    first = zs[0]
+    return np.max([first, *(np.where(first > LONG_FILTER_GATE, z, first) for z in zs[1:])], axis=0)
 
 
 def _z_name(cfg: Config, direction: int) -> str:
@@ -274,7 +277,7 @@ def decide(raw: np.ndarray, score: str, direction: int, cfg: Config) -> Decision
     """Filter ``raw`` (one value per frame, in frame order) at each length of ``cfg.median_k``,
     threshold it with ``cfg.threshold``, and collect the removed segments and warnings."""
     raw = np.asarray(raw)
-    ks = tuple(dict.fromkeys(effective_k(len(raw), k) for k in cfg.median_k))
+    ks = tuple(sorted({effective_k(len(raw), k) for k in cfg.median_k}))  # shortest first: see dirty_z
     filtered = [median_filter_1d(raw, k, cfg.median_mode) for k in ks]
     t = apply_threshold(cfg.threshold, filtered, cfg, direction)
     stat = t.stat if t.stat is not None else dirtiest(filtered, direction)

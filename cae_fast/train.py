@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from cae_fast import dist
-from cae_fast.config import Config
+from cae_fast.config import TRIM_SCORE, Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
 from cae_fast.errors import InputError
 from cae_fast.losses import rec_loss, ref_loss
@@ -41,6 +42,7 @@ class EpochStats:
     frames_per_s: float
     seconds: float
     l_aux: float = 0.0  # the model's own loss term before its weight (the VAE's KL), 0 for the others
+    frames: int = 0  # frames trained on this epoch (fewer than all once trimming starts)
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,9 +109,13 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
     model = build_model(cfg).to(device, memory_format=torch.channels_last)
     has_aux = hasattr(model, "aux_loss")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start = 0
+    start, pool = 0, None  # pool: the frames training may use (None: all of them)
     if cfg.resume:
-        start = _restore(cfg.resume, model, opt, gen)
+        start, pool = _restore(cfg.resume, model, opt, gen)
+        if cfg.trim_k <= 0:
+            pool = None
+        elif pool is not None and (len(pool) == 0 or int(pool.max()) >= n):
+            raise InputError(cfg.resume, f"checkpoint's training frames do not fit this data ({n} frames)")
     main = dist.is_main()
     if main:
         _trim_log(run_dir / LOG_NAME, start)
@@ -126,18 +132,24 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        ref_rows = torch.randperm(n, generator=gen)[:m_ref].sort().values
+        if cfg.trim_k > 0 and epoch >= cfg.trim_from and pool is None:
+            # Judged once, by the network that has seen every frame for trim_from epochs: early enough
+            # that it has not learned the corruptions, and fixed afterwards, because a network
+            # re-judging its own training set would never learn back a clean scene it once left out.
+            pool = trusted_frames(model, images, cfg, device)
+        n_pool = n if pool is None else len(pool)
+        ref_rows = _draw(torch.randperm(n_pool, generator=gen)[: min(m_ref, n_pool)], pool).sort().values
         h_ref = encode_frames(model, images, ref_rows, cfg, device)
         exclude_of = torch.full((n,), -1, dtype=torch.int64)
         if cfg.ref_exclude_self:
-            exclude_of[ref_rows] = torch.arange(m_ref)
-        order = torch.randperm(n, generator=gen)
+            exclude_of[ref_rows] = torch.arange(len(ref_rows))
+        order = _draw(torch.randperm(n_pool, generator=gen), pool)
         global_batches = [b.tolist() for b in order.split(cfg.batch_size)]
         batches = [dist.shard(b) for b in global_batches]
         model.train()
         sums = torch.zeros(4, dtype=torch.float64)  # l_rec, l_ref, ||z||, l_aux, each summed over frames
         bar = tqdm(
-            total=n,
+            total=n_pool,
             unit="frame",
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             disable=not (cfg.progress and main),
@@ -174,24 +186,63 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             bar.update(b * dist.world())
         bar.close()
         seconds = time.perf_counter() - t0
-        mean = (dist.all_sum(sums) / n).tolist()
+        mean = (dist.all_sum(sums) / n_pool).tolist()
+        loss = mean[0] + cfg.lambda_ref * mean[1]
         stats = EpochStats(
-            epoch + 1, mean[0], mean[1], mean[0] + cfg.lambda_ref * mean[1], mean[2], n / seconds, seconds,
+            epoch + 1,
+            mean[0],
+            mean[1],
+            loss,
+            mean[2],
+            n_pool / seconds,
+            seconds,
             l_aux=mean[3],
+            frames=n_pool,
         )
         history.append(stats)
         if main:
             with open(run_dir / LOG_NAME, "a") as f:
                 f.write(json.dumps(asdict(stats)) + "\n")
-            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg)
+            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg, pool)
         dist.barrier()
     dist.restore_batchnorm(changed_bn)
     model.eval()
     return model, history
 
 
+def _draw(perm: torch.Tensor, pool: torch.Tensor | None) -> torch.Tensor:
+    return perm if pool is None else pool[perm]
+
+
+def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.device) -> torch.Tensor:
+    """Indices of the frames this epoch trains on: those the current network does not already find
+    doubtful (filtered ``TRIM_SCORE`` robust z <= ``cfg.trim_k``), never fewer than half of them.
+
+    Why: on the mixed, unlabelled set the network otherwise learns to reproduce the corrupted runs
+    too (a few percent of the frames each), and then every reconstruction score loses them."""
+    # Imported here: scoring and thresholds build on the model, training only borrows them.
+    from cae_fast.score import DIRECTION, score_frames
+    from cae_fast.threshold import decide
+
+    raw = score_frames(model, images, cfg, device, (TRIM_SCORE,))[TRIM_SCORE]
+    with warnings.catch_warnings():  # a short sequence shrinks the filter; the final decision says so
+        warnings.simplefilter("ignore")
+        d = decide(raw, TRIM_SCORE, DIRECTION[TRIM_SCORE], replace(cfg, threshold="mad", mad_k=cfg.trim_k))
+    z = d.threshold.stat if d.threshold.stat is not None else d.score_med
+    keep = np.flatnonzero(d.threshold.is_clean)
+    if 2 * len(keep) < len(raw):
+        keep = np.sort(np.argsort(z, kind="stable")[: (len(raw) + 1) // 2])
+    return torch.from_numpy(keep.astype(np.int64))
+
+
 def save_checkpoint(
-    path: Path, model: CAE, opt: torch.optim.Optimizer, epoch: int, gen: torch.Generator, cfg: Config
+    path: Path,
+    model: CAE,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+    gen: torch.Generator,
+    cfg: Config,
+    pool: torch.Tensor | None = None,
 ) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -202,6 +253,8 @@ def save_checkpoint(
         "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state()},
         "config": cfg.to_json(),
     }
+    if pool is not None:
+        state["pool"] = pool
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
     _save_atomic(state, path)
@@ -249,7 +302,9 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
     return model.to(device, memory_format=torch.channels_last).eval()
 
 
-def _restore(path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
+def _restore(
+    path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator
+) -> tuple[int, torch.Tensor | None]:
     state = load_checkpoint(path)
     stored = {"arch": "cae", **state["hparams"]}  # checkpoints from before --arch are CAEs
     if stored != hparams_of(model):
@@ -260,7 +315,7 @@ def _restore(path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Gener
     gen.set_state(state["rng"]["generator"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return int(state["epoch"])
+    return int(state["epoch"]), state.get("pool")
 
 
 def _trim_log(path: Path, keep_epochs: int) -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cae_fast import config
-from cae_fast.config import Config
+from cae_fast.config import LONG_FILTER_GATE, Config
 from cae_fast.threshold import THRESHOLDS, apply_threshold, paper_rule
 
 
@@ -120,8 +120,10 @@ def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
     assert decide(s, "pcc", +1, cfg).threshold.is_clean[300:320].all()
     both = decide(s, "pcc", +1, Config(threshold="mad", median_k=(21, 101)))
     assert not both.threshold.is_clean[302:318].any() and both.ks == (21, 101)
-    per_scale = [dirty_z([median_filter_1d(s, k)], +1) for k in (21, 101)]
-    np.testing.assert_allclose(both.stat, np.maximum(*per_scale))
+    z21, z101 = [dirty_z([median_filter_1d(s, k)], +1) for k in (21, 101)]
+    # the long filter counts only where the short one already sees something (z > LONG_FILTER_GATE)
+    np.testing.assert_allclose(both.stat, np.maximum(z21, np.where(z21 > LONG_FILTER_GATE, z101, z21)))
+    assert decide(s, "pcc", +1, Config(threshold="mad", median_k=(101, 21))).ks == (21, 101)
     # score_med (the score's units) is the dirtiest filtered value: the lower PCC of the two.
     np.testing.assert_allclose(both.score_med, np.minimum(median_filter_1d(s, 21), median_filter_1d(s, 101)))
 

@@ -1,0 +1,101 @@
+"""Trimmed training: from epoch ``trim_from`` on, the network trains only on frames it does not
+already find doubtful, so it cannot learn to reproduce a corrupted run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cae_fast.cli import build_parser, config_from_args
+from cae_fast.config import TRIM_K, Config
+from cae_fast.models import build_model
+from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
+
+N, RUN = 120, slice(50, 70)
+
+
+def _frames() -> np.ndarray:
+    """Smooth, slowly moving gradients with one run of pure noise frames (the corrupted run)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    frames = []
+    for i in range(N):
+        t = i / N
+        img = np.stack([xx * (0.5 + t / 2), yy, (xx + yy) / 2 * (1 - t / 2)], axis=-1)
+        frames.append(img)
+    images = (np.stack(frames) * 255).astype(np.uint8)
+    images[RUN] = rng.integers(0, 256, size=images[RUN].shape, dtype=np.uint8)
+    return images
+
+
+def _cfg(**kw) -> Config:
+    base = dict(image_size=32, latent_dim=16, channels=(8, 16), epochs=3, batch_size=16, m_ref=32)
+    base.update(progress=False, data="x")
+    return Config(**{**base, **kw}).resolved()
+
+
+def test_trusted_frames_leave_out_the_corrupted_run():
+    images = _frames()
+    cfg = _cfg(median_k=(5,))
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    keep = trusted_frames(model, images, cfg, torch.device("cpu")).numpy()
+    assert keep.dtype == np.int64 and np.all(np.diff(keep) > 0)
+    assert not np.isin(np.arange(N)[RUN], keep).any()  # the whole noise run is left out
+    assert len(keep) >= N // 2
+
+
+def test_never_fewer_than_half_of_the_frames_are_kept():
+    images = _frames()
+    cfg = _cfg(median_k=(1,), trim_k=-50.0)  # a cut that every frame fails
+    keep = trusted_frames(build_model(cfg).eval(), images, cfg, torch.device("cpu")).numpy()
+    assert len(keep) == N // 2
+
+
+def test_training_trims_from_trim_from_and_logs_the_frames(tmp_path):
+    images = _frames()
+    _, hist = train(images, _cfg(trim_from=1, median_k=(5,)), tmp_path)
+    assert hist[0].frames == N  # the first epoch sees every frame
+    assert all(N // 2 <= h.frames <= N - (RUN.stop - RUN.start) for h in hist[1:])
+    # judged once, then fixed: a network re-judging its own training set never wins back a scene
+    assert len({h.frames for h in hist[1:]}) == 1
+    pool = load_checkpoint(tmp_path / CHECKPOINT_NAME)["pool"].numpy()
+    assert len(pool) == hist[-1].frames and not np.isin(np.arange(N)[RUN], pool).any()
+    log = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
+    assert [e["frames"] for e in log] == [h.frames for h in hist]
+
+
+def test_no_trimming_trains_on_every_frame(tmp_path):
+    _, hist = train(_frames(), _cfg(trim_k=0.0, trim_from=0), tmp_path)
+    assert [h.frames for h in hist] == [N] * 3
+
+
+def test_resume_with_trimming_reaches_the_same_weights(tmp_path):
+    images = _frames()
+    cfg = _cfg(trim_from=1, median_k=(5,))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    full, _ = train(images, cfg, tmp_path / "a")
+    train(images, _cfg(trim_from=1, median_k=(5,), epochs=2), tmp_path / "b")
+    resumed, hist = train(
+        images, _cfg(trim_from=1, median_k=(5,), resume=str(tmp_path / "b" / CHECKPOINT_NAME)), tmp_path / "b"
+    )
+    assert [h.epoch for h in hist] == [3]
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], TRIM_K),
+        (["--paper"], 0.0),
+        (["--train-data", "builtin:digits"], 0.0),
+        (["--paper", "--trim-k", "2"], 2.0),
+        (["--trim-k", "0"], 0.0),
+    ],
+)
+def test_trim_k_defaults(argv, expected):
+    cfg = config_from_args(build_parser().parse_args(["--data", "builtin:digits", *argv]))
+    assert cfg.trim_k == expected
