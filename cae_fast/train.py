@@ -215,12 +215,12 @@ def _draw(perm: torch.Tensor, pool: torch.Tensor | None) -> torch.Tensor:
 
 
 def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.device) -> torch.Tensor:
-    """Indices of the frames this epoch trains on: those the current network does not already find
-    doubtful (filtered ``TRIM_SCORE`` robust z <= ``cfg.trim_k``), never fewer than half of them.
+    """Indices of the frames training uses from now on: those the current network does not already
+    find doubtful (filtered ``TRIM_SCORE`` robust z <= ``cfg.trim_k``), never fewer than half of them.
 
     Why: on the mixed, unlabelled set the network otherwise learns to reproduce the corrupted runs
     too (a few percent of the frames each), and then every reconstruction score loses them."""
-    # Imported here: scoring and thresholds build on the model, training only borrows them.
+    # Imported here: cae_fast.score imports this module (encode_frames) at its top.
     from cae_fast.score import DIRECTION, score_frames
     from cae_fast.threshold import decide
 
@@ -228,10 +228,9 @@ def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.de
     with warnings.catch_warnings():  # a short sequence shrinks the filter; the final decision says so
         warnings.simplefilter("ignore")
         d = decide(raw, TRIM_SCORE, DIRECTION[TRIM_SCORE], replace(cfg, threshold="mad", mad_k=cfg.trim_k))
-    z = d.threshold.stat if d.threshold.stat is not None else d.score_med
     keep = np.flatnonzero(d.threshold.is_clean)
-    if 2 * len(keep) < len(raw):
-        keep = np.sort(np.argsort(z, kind="stable")[: (len(raw) + 1) // 2])
+    if 2 * len(keep) < len(raw):  # the mad rule's statistic is the robust z, larger = dirtier
+        keep = np.sort(np.argsort(d.threshold.stat, kind="stable")[: (len(raw) + 1) // 2])
     return torch.from_numpy(keep.astype(np.int64))
 
 
