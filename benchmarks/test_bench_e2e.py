@@ -23,11 +23,11 @@ from benchmarks.conftest import interleaved_best
 from cae_fast import ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
+from cae_fast.encode import encode_frames
 from cae_fast.losses import rec_loss, ref_loss
 from cae_fast.models import build_model
 from cae_fast.ops import reference
 from cae_fast.score import score_frames
-from cae_fast.train import encode_frames
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -22,10 +22,13 @@ from tqdm import tqdm
 from cae_fast import dist
 from cae_fast.config import TRIM_SCORE, Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
+from cae_fast.encode import autocast_for, encode_frames
 from cae_fast.errors import InputError
 from cae_fast.losses import rec_loss, ref_loss
 from cae_fast.model import CAE
 from cae_fast.models import build_model, hparams_of, rebuild
+from cae_fast.score import DIRECTION, score_frames
+from cae_fast.threshold import decide
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
@@ -69,28 +72,6 @@ def _loader(images: np.ndarray, batches: list[list[int]], workers: int, device: 
         num_workers=workers,
         pin_memory=device.type == "cuda",
     )
-
-
-def _autocast(cfg: Config, device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
-
-
-@torch.no_grad()
-def encode_frames(model: CAE, images: np.ndarray, indices: torch.Tensor, cfg: Config, device: torch.device):
-    """Latents of ``images[indices]`` in eval mode, float32 ``[len(indices), latent_dim]``.
-
-    Under torchrun each rank encodes its contiguous share of ``indices`` and the latents are
-    all-gathered in the order of ``indices``: every rank ends with the same H_ref."""
-    was_training = model.training
-    model.eval()
-    dataset = FrameDataset(images)
-    start, stop = dist.share(len(indices))
-    out = [torch.empty((0, model.latent_dim), device=device)]
-    for chunk in indices[start:stop].split(cfg.score_batch):
-        with _autocast(cfg, device):
-            out.append(model.encode(to_float(dataset.__getitems__(chunk.tolist()), device)).float())
-    model.train(was_training)
-    return dist.gather_rows(torch.cat(out), len(indices))
 
 
 def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> tuple[CAE, list[EpochStats]]:
@@ -161,7 +142,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         loader = _loader(images, batches, workers, device)
         for step, (idx, batch) in enumerate(zip(batches, loader, strict=True)):
             x = to_float(batch, device)
-            with _autocast(cfg, device):
+            with autocast_for(cfg, device):
                 recon, z = net(x)
             l_rec = loss_fn(recon, x)
             exclude = exclude_of[idx].to(device) if cfg.ref_exclude_self else None
@@ -220,10 +201,6 @@ def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.de
 
     Why: on the mixed, unlabelled set the network otherwise learns to reproduce the corrupted runs
     too (a few percent of the frames each), and then every reconstruction score loses them."""
-    # Imported here: cae_fast.score imports this module (encode_frames) at its top.
-    from cae_fast.score import DIRECTION, score_frames
-    from cae_fast.threshold import decide
-
     raw = score_frames(model, images, cfg, device, (TRIM_SCORE,))[TRIM_SCORE]
     with warnings.catch_warnings():  # a short sequence shrinks the filter; the final decision says so
         warnings.simplefilter("ignore")

@@ -6,7 +6,17 @@ import torch
 
 from cae_fast.config import Config
 from cae_fast.model import CAE
-from cae_fast.score import COMBINED, DIRECTION, LOCAL_GRID, SCORE_NAMES, combo, local, robust_z, score_frames
+from cae_fast.score import (
+    COMBINED,
+    DIRECTION,
+    LOCAL_GRID,
+    SCORE_NAMES,
+    combo,
+    local,
+    robust_z,
+    score_frames,
+    ssim_excess,
+)
 
 
 def test_robust_z_known_values_and_zero_mad():
@@ -23,6 +33,7 @@ def test_combo_flags_both_directions_of_detail_and_low_ssim():
     n = 200
     scores = {
         "ssim": 0.9 + 0.01 * rng.standard_normal(n),
+        "lapvar": np.exp(0.2 * rng.standard_normal(n)) * 1e-3,
         "detail_ratio": 0.01 * rng.standard_normal(n),
         "patch_err": np.exp(0.1 * rng.standard_normal((n, 16))) * 1e-3,
     }
@@ -32,6 +43,40 @@ def test_combo_flags_both_directions_of_detail_and_low_ssim():
     scores["patch_err"][40, 3:6] = 0.05  # a few tiles covered (mud)
     c = combo(scores)
     assert set(np.argsort(c)[-4:]) == {10, 20, 30, 40}
+
+
+def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Clean frames whose 1 - SSIM grows with their detail (busy scenery reconstructs worse)."""
+    rng = np.random.default_rng(seed)
+    log_detail = rng.uniform(-9.0, -5.0, n)
+    log_err = -2.0 + 0.5 * (log_detail + 7.0) + 0.1 * (log_detail + 7.0) ** 2 + 0.05 * rng.standard_normal(n)
+    return {"ssim": 1.0 - np.exp(log_err), "lapvar": np.exp(log_detail)}
+
+
+def test_ssim_excess_removes_the_detail_trend_and_keeps_the_corrupted_frames():
+    s = _detail_and_ssim(400, 3)
+    busiest = int(np.argmax(s["lapvar"]))  # clean, but with the worst 1 - SSIM of the clean frames
+    dirty = np.array([10, 11, 12])
+    s["ssim"][dirty] = 1.0 - (1.0 - s["ssim"][dirty]) * np.exp(0.6)  # 0.6 in log worse than the trend
+    plain, excess = robust_z(1.0 - s["ssim"]), robust_z(ssim_excess(s))
+    assert plain[busiest] > 2.0  # plain 1 - SSIM flags the busy clean frame ...
+    assert excess[busiest] < 2.0  # ... the excess over the trend does not
+    assert np.all(excess[dirty] > 5.0)
+    assert set(np.argsort(excess)[-3:]) == set(dirty)
+    # the fit is robust: a corrupted fifth of the frames does not bend it towards them
+    bad = np.arange(0, 400, 5)
+    s["ssim"][bad] = 1.0 - (1.0 - s["ssim"][bad]) * np.exp(0.6)
+    z = robust_z(ssim_excess(s))
+    assert np.median(z[bad]) > 5.0 and np.median(np.abs(np.delete(z, bad))) < 1.0
+
+
+def test_ssim_excess_without_spread_of_detail_is_the_centred_log_error():
+    s = {"ssim": np.array([0.9, 0.8, 0.95, 0.7]), "lapvar": np.full(4, 1e-3)}
+    y = np.log(1.0 - s["ssim"] + 1e-6)
+    np.testing.assert_allclose(ssim_excess(s), y - np.median(y))
+    flat = _detail_and_ssim(50, 4)
+    flat["lapvar"][:] = 2e-3
+    assert np.isfinite(ssim_excess(flat)).all()
 
 
 def test_local_is_relative_to_each_tile_position():

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from cae_fast.config import Config
+from cae_fast.encode import encode_frames
 from cae_fast.errors import InputError
-from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, encode_frames, load_checkpoint, load_model, train
+from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, load_model, train
 
 
 def _cfg(**kw) -> Config:
