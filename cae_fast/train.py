@@ -99,6 +99,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             raise InputError(cfg.resume, f"checkpoint's training frames do not fit this data ({n} frames)")
     main = dist.is_main()
     if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
         _trim_log(run_dir / LOG_NAME, start)
     net, changed_bn = model, []
     if dist.active():

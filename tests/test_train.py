@@ -50,10 +50,11 @@ def test_resume_reaches_the_same_weights(tmp_path, tiny_frames, exclude_self):
 
 def test_training_reduces_reconstruction_error_and_logs(tmp_path, tiny_frames):
     images, _ = tiny_frames
-    _, hist = train(images, _cfg(epochs=3, lr=2e-3), tmp_path)
+    run_dir = tmp_path / "not" / "yet"  # made by train
+    _, hist = train(images, _cfg(epochs=3, lr=2e-3), run_dir)
     assert hist[-1].l_rec < hist[0].l_rec
     assert all(h.mean_z_norm > 0 and h.frames_per_s > 0 for h in hist)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME, LOG_NAME]  # no temp files left
+    assert sorted(p.name for p in run_dir.iterdir()) == [CHECKPOINT_NAME, LOG_NAME]  # no temp files left
 
 
 def test_h_ref_is_encoded_in_eval_mode_and_leaves_training_mode(tmp_path, tiny_frames):
