@@ -103,6 +103,19 @@ def _patch(b: Batch) -> dict[str, torch.Tensor]:
     return {"patch_err": ops.patch_mse(b.x, b.recon, patch).flatten(1)}
 
 
+def _tile_detail(b: Batch) -> dict[str, torch.Tensor]:
+    """The median over the tiles of log(detail of the reconstruction / detail of the frame).
+
+    The whole-frame ``detail_ratio`` adds up the frame: on a wet lens the film that blurs every
+    tile and the drops that add sharp rims to a few of them cancel there (benchmark, 64² and 96²).
+    The median tile ignores the few tiles a drop, a splat or a small object sits on, and sees
+    the blur of the rest."""
+    patch = max(1, b.x.shape[-1] // LOCAL_GRID)
+    d = ops.patch_detail(b.x, b.recon, patch).flatten(2).double()
+    ratio = torch.log((d[:, 1] + LAP_EPS) / (d[:, 0] + LAP_EPS))
+    return {"tile_detail": ratio.median(dim=1).values}
+
+
 def _latent(b: Batch) -> dict[str, torch.Tensor]:
     """The latent distance to H_ref: squared L2 from each frame's latent to its nearest H_ref
     row other than the frame itself (fused ``ops.nn_ref``). Higher = dirtier."""
@@ -118,6 +131,7 @@ SCORERS: dict[str, BatchScorer] = {
     "detail_ratio": _frame_stats,
     "lapvar": _frame_stats,
     "patch_err": _patch,  # (N, LOCAL_GRID**2) local error map, the input of "local"
+    "tile_detail": _tile_detail,
     "latent": _latent,
 }
 # Scores that need H_ref: it is encoded once, before the pass, only when one of them is asked for.
@@ -129,6 +143,7 @@ DIRECTION: dict[str, int] = {
     "mse": -1,
     "ssim": +1,
     "detail_ratio": 0,
+    "tile_detail": 0,
     "lapvar": +1,
     "latent": -1,
     "local": -1,
@@ -213,18 +228,19 @@ def ssim_excess(scores: dict[str, np.ndarray]) -> np.ndarray:
 
 def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
     """The default score: how far a frame is from the crowd on any failure mode, in robust z
-    units: max(z(ssim_excess), |z(detail_ratio)|, z(local)). Higher = dirtier.
+    units: max(z(ssim_excess), |z(detail_ratio)|, |z(tile_detail)|, z(local)). Higher = dirtier.
 
     ``ssim_excess`` (1 - SSIM beyond what the frame's own detail explains) catches what adds
-    structure the CAE cannot reproduce (drops, noise); the detail ratio catches what removes
-    structure, which a plain reconstruction error scores as *cleaner* (the failure of the published
-    reproduction); ``local`` catches what covers part of the frame (mud, dirt). See README,
-    "Detection quality".
+    structure the CAE cannot reproduce (drops, noise); the detail ratios, of the whole frame and
+    of its median tile, catch what removes structure, which a plain reconstruction error scores as
+    *cleaner* (the failure of the published reproduction); ``local`` catches what covers part of
+    the frame (mud, dirt). See README, "Detection quality".
     """
     return np.maximum.reduce(
         [
             robust_z(scores["ssim_excess"] if "ssim_excess" in scores else ssim_excess(scores)),
             np.abs(robust_z(scores["detail_ratio"])),
+            np.abs(robust_z(scores["tile_detail"])),
             robust_z(scores["local"] if "local" in scores else local(scores)),
         ]
     )
@@ -234,7 +250,7 @@ def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
 COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
     "local": (("patch_err",), local),
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
-    "combo": (("ssim", "lapvar", "detail_ratio", "patch_err"), combo),
+    "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo),
 }
 # Per-frame scores a user can pick (--score); patch_err is an intermediate map, not a score.
 SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n in DIRECTION)

@@ -20,6 +20,10 @@ TORCH_LIBRARY(cae_fast, m) {
   // Mean squared residual of every patch x patch tile over all channels: [B, H/patch, W/patch]
   // (a remainder strip is left out).
   m.def("patch_mse(Tensor x, Tensor y, int patch) -> Tensor");
+  // Detail of every patch x patch tile: mean squared 4-neighbour Laplacian of the channel-mean
+  // image over the tile's interior pixels, of x ([:, 0]) and of y ([:, 1]): [B, 2, H/patch, W/patch]
+  // (a remainder strip is left out; a tile without interior pixels is 0).
+  m.def("patch_detail(Tensor x, Tensor y, int patch) -> Tensor");
   // Squared L2 distance of every z to its nearest row of h_ref and that row's index
   // (ties -> lowest index). exclude[i] >= 0 names a row z[i] may not match (itself).
   m.def("nn_ref(Tensor z, Tensor h_ref, Tensor? exclude=None) -> (Tensor dist2, Tensor idx)");

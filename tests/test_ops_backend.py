@@ -78,3 +78,9 @@ def test_opcheck_frame_stats():
 def test_opcheck_patch_mse():
     x, y = torch.rand(2, 3, 9, 8), torch.rand(2, 3, 9, 8)
     torch.library.opcheck(torch.ops.cae_fast.patch_mse.default, (x, y, 4))
+
+
+@needs_ext
+def test_opcheck_patch_detail():
+    x, y = torch.rand(2, 3, 9, 8), torch.rand(2, 3, 9, 8)
+    torch.library.opcheck(torch.ops.cae_fast.patch_detail.default, (x, y, 4))

@@ -447,6 +447,31 @@ def test_torch_compile_on_cuda():
 
 
 # ---------------------------------------------------------------------------------------------
+# frame_stats, patch_mse, patch_detail (the per-frame and per-tile scoring reductions)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 40, 36), (2, 1, 9, 7), (3, 3, 96, 96)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *HALVES])
+def test_scoring_reductions_match_reference(shape, dtype):
+    x, y = _pair(shape, seed=sum(shape), dtype=dtype)
+    p = max(1, shape[-1] // 8)
+    tol = {"rtol": 1e-9, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(ops.frame_stats(x, y).cpu(), reference.frame_stats(x.cpu(), y.cpu()), **tol)
+    torch.testing.assert_close(ops.patch_mse(x, y, p).cpu(), reference.patch_mse(x.cpu(), y.cpu(), p), **tol)
+    got = ops.patch_detail(x, y, p)
+    assert got.device.type == "cuda" and got.shape == (shape[0], 2, shape[2] // p, shape[3] // p)
+    torch.testing.assert_close(got.cpu(), reference.patch_detail(x.cpu(), y.cpu(), p), **tol)
+
+
+def test_opcheck_scoring_reductions_on_cuda():
+    x, y = _pair((2, 3, 9, 8), seed=37)
+    torch.library.opcheck(torch.ops.cae_fast.frame_stats.default, (x, y))
+    torch.library.opcheck(torch.ops.cae_fast.patch_mse.default, (x, y, 4))
+    torch.library.opcheck(torch.ops.cae_fast.patch_detail.default, (x, y, 4))
+
+
+# ---------------------------------------------------------------------------------------------
 # device handling
 # ---------------------------------------------------------------------------------------------
 

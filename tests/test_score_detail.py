@@ -35,14 +35,16 @@ def test_combo_flags_both_directions_of_detail_and_low_ssim():
         "ssim": 0.9 + 0.01 * rng.standard_normal(n),
         "lapvar": np.exp(0.2 * rng.standard_normal(n)) * 1e-3,
         "detail_ratio": 0.01 * rng.standard_normal(n),
+        "tile_detail": 0.01 * rng.standard_normal(n),
         "patch_err": np.exp(0.1 * rng.standard_normal((n, 16))) * 1e-3,
     }
     scores["detail_ratio"][10] = 0.5  # lost detail (blur)
     scores["detail_ratio"][20] = -0.5  # gained detail (drops, noise)
     scores["ssim"][30] = 0.5  # structure the model cannot reproduce
     scores["patch_err"][40, 3:6] = 0.05  # a few tiles covered (mud)
+    scores["tile_detail"][50] = 0.5  # most tiles lost detail, a few gained it (a wet lens with drops)
     c = combo(scores)
-    assert set(np.argsort(c)[-4:]) == {10, 20, 30, 40}
+    assert set(np.argsort(c)[-5:]) == {10, 20, 30, 40, 50}
 
 
 def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -111,3 +113,20 @@ def test_unknown_score_is_rejected():
     model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
     with pytest.raises(ValueError, match="unknown score"):
         score_frames(model, np.zeros((2, 32, 32, 3), np.uint8), cfg, torch.device("cpu"), ("nope",))
+
+
+def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_frame_ratio():
+    from cae_fast.score import Batch, _frame_stats, _tile_detail
+
+    g = torch.Generator().manual_seed(3)
+    sharp = torch.rand(1, 3, 64, 64, generator=g)  # what the network reproduces: typical detail
+    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2, count_include_pad=False)
+    wet = blurred.clone()
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2
+    for i, j in ((8, 8), (8, 40), (32, 16)):  # sharp "drops" in 3 of the 64 tiles
+        wet[:, :, i : i + 8, j : j + 8] = checker.float()
+    b = Batch(torch.cat([sharp, wet]), torch.cat([sharp, sharp]), torch.zeros(2, 1), slice(0, 2))
+    whole, tiles = _frame_stats(b)["detail_ratio"], _tile_detail(b)["tile_detail"]
+    assert abs(float(tiles[0])) < 1e-6 and abs(float(whole[0])) < 1e-6  # a perfect reconstruction
+    assert abs(float(whole[1])) < 0.5  # the rims make up, over the whole frame, for the lost detail
+    assert float(tiles[1]) > 2.0  # the median tile lost it: the reconstruction has e^2 x more

@@ -14,7 +14,13 @@ import warnings
 import torch
 
 from cae_fast.ops import reference
-from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_patch_mse, check_pcc_mse
+from cae_fast.ops._checks import (
+    check_frame_stats,
+    check_nn_ref,
+    check_patch_detail,
+    check_patch_mse,
+    check_pcc_mse,
+)
 from cae_fast.ops.reference import FRAME_STATS
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "frame_stats",
     "load_error",
     "nn_ref",
+    "patch_detail",
     "patch_mse",
     "pcc_mse",
     "reference",
@@ -116,3 +123,13 @@ def patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
         return reference.patch_mse(x, y, patch)
     check_patch_mse(x, y, patch)
     return torch.ops.cae_fast.patch_mse(x, y, patch)
+
+
+def patch_detail(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
+    """Local detail maps: the mean squared Laplacian of the channel-mean image in each ``patch x
+    patch`` tile, of frames ``x`` (``[:, 0]``) and reconstructions ``y`` (``[:, 1]``),
+    ``[B, 2, H//patch, W//patch]`` float32 (float64 for float64 input); sums in float64."""
+    if not _COMPILED:
+        return reference.patch_detail(x, y, patch)
+    check_patch_detail(x, y, patch)
+    return torch.ops.cae_fast.patch_detail(x, y, patch)

@@ -71,3 +71,9 @@ def check_patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> None:
     _check_pair("patch_mse", x, y, image_batch=True)
     if not 1 <= patch <= min(x.shape[2], x.shape[3]):
         raise ValueError(f"patch_mse: patch must be in [1, {min(x.shape[2], x.shape[3])}], got {patch}")
+
+
+def check_patch_detail(x: torch.Tensor, y: torch.Tensor, patch: int) -> None:
+    _check_pair("patch_detail", x, y, image_batch=True)
+    if not 1 <= patch <= min(x.shape[2], x.shape[3]):
+        raise ValueError(f"patch_detail: patch must be in [1, {min(x.shape[2], x.shape[3])}], got {patch}")

@@ -24,6 +24,12 @@ def _patch_mse_fake(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tenso
     return x.new_empty((x.shape[0], x.shape[2] // patch, x.shape[3] // patch), dtype=out)
 
 
+@torch.library.register_fake("cae_fast::patch_detail")
+def _patch_detail_fake(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
+    out = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return x.new_empty((x.shape[0], 2, x.shape[2] // patch, x.shape[3] // patch), dtype=out)
+
+
 @torch.library.register_fake("cae_fast::nn_ref")
 def _nn_ref_fake(
     z: torch.Tensor, h_ref: torch.Tensor, exclude: torch.Tensor | None = None

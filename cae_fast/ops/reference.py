@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from cae_fast.ops._checks import check_frame_stats, check_nn_ref, check_patch_mse, check_pcc_mse
+from cae_fast.ops._checks import (
+    check_frame_stats,
+    check_nn_ref,
+    check_patch_detail,
+    check_patch_mse,
+    check_pcc_mse,
+)
 
 # Zero-variance images get this PCC instead of NaN (csrc/common/moments.h: kPccOfConstant).
 PCC_OF_CONSTANT = 0.0
@@ -129,3 +135,23 @@ def patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
     check_patch_mse(x, y, patch)
     r = (x.to(torch.float64) - y.to(torch.float64)).pow(2).mean(1, keepdim=True)
     return torch.nn.functional.avg_pool2d(r, patch)[:, 0].to(_out_dtype(x.dtype))
+
+
+def patch_detail(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
+    """Detail of each ``patch x patch`` tile: the mean squared 4-neighbour Laplacian of the
+    channel-mean image over the tile's interior pixels (those with four neighbours in the frame),
+    of ``x`` (``[:, 0]``) and of ``y`` (``[:, 1]``): ``[B, 2, H//patch, W//patch]`` float32 (float64
+    for float64 input). A remainder strip is left out; a tile without interior pixels is 0."""
+    check_patch_detail(x, y, patch)
+    b, _, h, w = x.shape
+    gh, gw = h // patch, w // patch
+    lap = torch.tensor(_LAPLACIAN, dtype=torch.float64, device=x.device).view(1, 1, 3, 3)
+    gray = torch.cat([t.to(torch.float64).mean(1, keepdim=True) for t in (x, y)], 1)
+    sq = torch.nn.functional.conv2d(gray.reshape(2 * b, 1, h, w), lap).pow(2)  # pixel (i+1, j+1)
+    sq = torch.nn.functional.pad(sq, (1, 1, 1, 1))[..., : gh * patch, : gw * patch]
+    inside = torch.nn.functional.pad(torch.ones_like(sq[:1, :, 1 : h - 1, 1 : w - 1]), (1, 1, 1, 1))
+    inside = inside[..., : gh * patch, : gw * patch]
+    total = torch.nn.functional.avg_pool2d(sq, patch, divisor_override=1)
+    count = torch.nn.functional.avg_pool2d(inside, patch, divisor_override=1)
+    out = torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+    return out.reshape(b, 2, gh, gw).to(_out_dtype(x.dtype))
