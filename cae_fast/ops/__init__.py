@@ -1,7 +1,7 @@
 """The fused ops, one place that knows whether the compiled extension exists.
 
-``pcc_mse`` and ``nn_ref`` run the compiled kernels (``cae_fast._C``: C++ on CPU, CUDA on GPU)
-when the extension loaded, else their pure-PyTorch twins in ``reference``. The choice is made
+Every op here runs its compiled kernel (``cae_fast._C``: C++ on CPU, CUDA on GPU)
+when the extension loaded, else its pure-PyTorch twin in ``reference``. The choice is made
 once, at import, and said once; ``backend()`` reports it. ``CAE_FAST_BACKEND=reference`` forces
 the reference path (used by the tests that compare the two).
 """
