@@ -239,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--score",
         choices=SCORE_NAMES,
         default=C.SCORE,
-        help="per-frame score: 'pcc' (the paper's), 'mse', 'ssim', 'detail_ratio' (log detail of the "
-        "reconstruction over the frame's, two-sided), 'lapvar' (no-model blur baseline), 'local' "
-        "(worst tiles against their own position), 'combo' (max robust z of 1-SSIM, |detail_ratio|, local)",
+        help="per-frame score: 'pcc' (the paper's), 'mse', 'ssim', 'ssim_excess' (1-SSIM beyond what the "
+        "frame's own detail explains), 'detail_ratio' (log detail of the reconstruction over the frame's, "
+        "two-sided), 'tile_detail' (the same, median over tiles), 'lapvar' (no-model blur baseline), "
+        "'local' (worst tiles against their own position), 'combo' (max robust z of ssim_excess, "
+        "|detail_ratio|, |tile_detail|, local)",
     )
     s.add_argument(
         "--median-k",
