@@ -252,6 +252,8 @@ COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
     "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo),
 }
+# Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
+TERMS: dict[str, tuple[str, ...]] = {"combo": ("local", "ssim_excess")}
 # Per-frame scores a user can pick (--score); patch_err is an intermediate map, not a score.
 SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n in DIRECTION)
 
@@ -300,9 +302,11 @@ def score_frames(
         _release(images, start, stop)
     if dist.active():
         _gather_scores(out, n, first, last)
-    for name in wanted:
-        if name in COMBINED:
-            out[name] = COMBINED[name][1](out).astype(np.float32)
+    combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
+    for name, (_, fn) in COMBINED.items():  # terms come before the scores built from them
+        if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
+            combined[name] = fn({**out, **combined})
+    out.update((name, v.astype(np.float32)) for name, v in combined.items())
     return out
 
 

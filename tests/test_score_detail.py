@@ -106,6 +106,9 @@ def test_score_frames_computes_every_score_in_one_pass():
     only = score_frames(model, images, cfg, torch.device("cpu"), ("combo",))
     assert set(only) >= {"combo"} and set(COMBINED["combo"][0]) <= set(only)
     np.testing.assert_allclose(only["combo"], out["combo"], rtol=1e-6)
+    # combo's terms are kept beside it, equal to asking for them on their own
+    for term in ("local", "ssim_excess"):
+        np.testing.assert_allclose(only[term], out[term], rtol=1e-6)
 
 
 def test_unknown_score_is_rejected():
