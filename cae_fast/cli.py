@@ -13,8 +13,9 @@ from cae_fast.config import Config
 from cae_fast.data import builtin
 from cae_fast.errors import InputError
 from cae_fast.losses import REC_LOSSES, REF_NORMS
+from cae_fast.median import MEDIAN_MODES
 from cae_fast.models import ARCHS
-from cae_fast.score import MEDIAN_MODES, SCORE_NAMES
+from cae_fast.score import SCORE_NAMES
 from cae_fast.threshold import THRESHOLDS
 from cae_fast.train import CHECKPOINT_NAME, load_checkpoint
 

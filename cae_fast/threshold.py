@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cae_fast.config import LONG_FILTER_GATE, Config
-from cae_fast.score import MAD_TO_SIGMA, effective_k, median_filter_1d, robust_z
+from cae_fast.median import effective_k, median_filter_1d
+from cae_fast.score import MAD_TO_SIGMA, robust_z
 
 
 @dataclass

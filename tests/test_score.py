@@ -5,8 +5,9 @@ import torch
 
 from cae_fast import ops
 from cae_fast.config import Config
+from cae_fast.median import MEDIAN_MODES, effective_k, median_filter_1d
 from cae_fast.model import CAE
-from cae_fast.score import MEDIAN_MODES, effective_k, median_filter_1d, score_frames
+from cae_fast.score import score_frames
 
 
 @pytest.mark.parametrize("mode", MEDIAN_MODES)
@@ -22,9 +23,9 @@ def test_median_filter_matches_scipy(mode, n, k):
 
 
 def test_median_filter_chunked_long_signal(monkeypatch):
-    import cae_fast.score as score
+    import cae_fast.median as median
 
-    monkeypatch.setattr(score, "_MEDIAN_ROWS", 97)  # many chunks, one ragged
+    monkeypatch.setattr(median, "_MEDIAN_ROWS", 97)  # many chunks, one ragged
     x = np.random.default_rng(1).random(1000)
     np.testing.assert_array_equal(median_filter_1d(x, 11), scipy.ndimage.median_filter(x, 11, mode="reflect"))
 

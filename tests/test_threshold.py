@@ -36,7 +36,7 @@ def test_registry_uses_config_margin():
 
 # ---- the other rules, filter scales, segments and warnings ---------------------------------------
 
-from cae_fast.score import median_filter_1d  # noqa: E402
+from cae_fast.median import median_filter_1d  # noqa: E402
 from cae_fast.threshold import (  # noqa: E402
     decide,
     dirty_z,
