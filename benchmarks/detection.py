@@ -10,7 +10,7 @@ frames against all clean frames; below 0.5 the score points the wrong way), the 
 removed and of clean frames kept at its automatic threshold. Configurations:
   - ``paper-exact``: PCC, ``delta = median(PCC_med) - 0.05``, median filter 101, no trimming;
   - ``lapvar``: the no-model blur baseline (variance of the Laplacian) through our filters and cut;
-  - ``default``: the tool's defaults (combo score, filters 21 and 101, robust z > 2.5, trimming).
+  - ``default``: the tool's defaults (combo score, filters 21 and 101, robust z > 2.25, trimming).
 The shuffled (non-temporal) variant is a second sequence of the same frames in random order, on
 which a second network is trained with the median filter off (``--median-k 1``), as a user of a
 photo collection would run it. Also: raw per-frame AUC of every score (which score sees which
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seeds", default="1,2,3", help="comma-separated; one generated sequence each")
     p.add_argument("--trim-k", type=float, default=C.TRIM_K)
-    p.add_argument("--trim-from", type=int, default=C.TRIM_FROM)
+    p.add_argument("--trim-at", type=lambda t: tuple(int(e) for e in t.split(",")), default=C.TRIM_AT)
     p.add_argument("--ref-norm", default="none")
     p.add_argument("--lambda-ref", type=float, default=1.0)
     p.add_argument("--m-ref", type=int, default=256)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             ref_norm=a.ref_norm,
             lambda_ref=a.lambda_ref,
             trim_k=a.trim_k,
-            trim_from=a.trim_from,
+            trim_at=a.trim_at,
             seed=seed,
             progress=False,
         ).resolved()
@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(summary[-(5 if not a.no_shuffled else 3) :]), flush=True)
     head = (
         f"size {a.size}, {a.frames} frames (20% dirty, runs of 40-120), {a.epochs} epochs, "
-        f"trim_k {a.trim_k} from epoch {a.trim_from}, ref_norm {a.ref_norm}, lambda {a.lambda_ref}, "
+        f"trim_k {a.trim_k} judged before epochs {','.join(map(str, a.trim_at))}, "
+        f"ref_norm {a.ref_norm}, lambda {a.lambda_ref}, "
         f"m_ref {a.m_ref}"
     )
     text = head + "\n\n" + "\n".join(summary) + "\n\n" + "\n\n".join(raw_tables) + "\n"

@@ -52,6 +52,14 @@ def _nonnegative(text: str) -> int:
     return v
 
 
+def _epochs_list(text: str) -> tuple[int, ...]:
+    try:
+        epochs = tuple(sorted({_nonnegative(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs like 2,3, got {text!r}") from None
+    return epochs
+
+
 def _channels(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.split(","))
@@ -188,9 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--trim-k",
         type=float,
         metavar="K",
-        help=f"from epoch {C.TRIM_FROM + 1} on, train (and draw H_ref) only on the frames whose filtered "
-        f"'{C.TRIM_SCORE}' robust z is <= K, so the network does not learn to reproduce the corrupted "
-        f"runs (default {C.TRIM_K}; 0 = every frame, as the paper; --paper and --train-data: 0)",
+        help=f"after {C.TRIM_AT[0]} epochs on every frame, train (and draw H_ref) only on the frames whose "
+        f"filtered '{C.TRIM_SCORE}' robust z is <= K, so the network does not learn to reproduce the "
+        f"corrupted runs (default {C.TRIM_K}; 0 = every frame, as the paper; --paper and --train-data: 0)",
+    )
+    t.add_argument(
+        "--trim-at",
+        type=_epochs_list,
+        default=C.TRIM_AT,
+        metavar="EPOCHS",
+        help=f"the trusted frames are judged (all frames, each time) before these epochs, counted from 0 "
+        f"(default {','.join(map(str, C.TRIM_AT))}: after 2 epochs, and again after one without the "
+        "doubtful frames)",
     )
     t.add_argument(
         "--latent-dim", type=_positive, default=C.LATENT_DIM, help="size of the latent code (paper)"
@@ -363,6 +380,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ref_exclude_self=args.ref_exclude_self,
         # Trimming guards a mixed, unlabelled training set; the paper and a normal --train-data have none.
         trim_k=args.trim_k if args.trim_k is not None else 0.0 if args.paper or train_data else C.TRIM_K,
+        trim_at=args.trim_at,
         seed=args.seed,
         device=args.device,
         amp=args.amp,

@@ -114,10 +114,11 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        if cfg.trim_k > 0 and epoch >= cfg.trim_from and pool is None:
-            # Judged once, by the network that has seen every frame for trim_from epochs: early enough
-            # that it has not learned the corruptions, and fixed afterwards, because a network
-            # re-judging its own training set would never learn back a clean scene it once left out.
+        late = pool is None and bool(cfg.trim_at) and epoch > min(cfg.trim_at)
+        if cfg.trim_k > 0 and (epoch in cfg.trim_at or late):
+            # Early, before the network learns the corruptions; again once it has trained an epoch
+            # without the doubtful frames; then fixed (config.TRIM_AT says why). A run resumed from an
+            # untrimmed checkpoint past the first judgement is judged at once.
             pool = trusted_frames(model, images, cfg, device)
         n_pool = n if pool is None else len(pool)
         ref_rows = _draw(torch.randperm(n_pool, generator=gen)[: min(m_ref, n_pool)], pool).sort().values

@@ -1,5 +1,5 @@
-"""Trimmed training: from epoch ``trim_from`` on, the network trains only on frames it does not
-already find doubtful, so it cannot learn to reproduce a corrupted run."""
+"""Trimmed training: from the first epoch in ``trim_at`` on, the network trains only on frames it
+does not already find doubtful, so it cannot learn to reproduce a corrupted run."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cae_fast.cli import build_parser, config_from_args
-from cae_fast.config import TRIM_K, Config
+from cae_fast.config import TRIM_AT, TRIM_K, Config
 from cae_fast.models import build_model
 from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
 
@@ -53,34 +53,55 @@ def test_never_fewer_than_half_of_the_frames_are_kept():
     assert len(keep) == N // 2
 
 
-def test_training_trims_from_trim_from_and_logs_the_frames(tmp_path):
+def test_training_trims_from_the_first_judgement_and_logs_the_frames(tmp_path):
     images = _frames()
-    _, hist = train(images, _cfg(trim_from=1, median_k=(5,)), tmp_path)
+    _, hist = train(images, _cfg(trim_at=(1,), median_k=(5,)), tmp_path)
     assert hist[0].frames == N  # the first epoch sees every frame
     assert all(N // 2 <= h.frames <= N - (RUN.stop - RUN.start) for h in hist[1:])
-    # judged once, then fixed: a network re-judging its own training set never wins back a scene
-    assert len({h.frames for h in hist[1:]}) == 1
+    assert len({h.frames for h in hist[1:]}) == 1  # judged once, then fixed
     pool = load_checkpoint(tmp_path / CHECKPOINT_NAME)["pool"].numpy()
     assert len(pool) == hist[-1].frames and not np.isin(np.arange(N)[RUN], pool).any()
     log = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
     assert [e["frames"] for e in log] == [h.frames for h in hist]
 
 
+def test_each_judgement_takes_every_frame_and_the_last_one_stays(tmp_path, monkeypatch):
+    import cae_fast.train as train_mod
+
+    returned, judged = [], train_mod.trusted_frames
+
+    # Each judgement also leaves out a different frame of its own, so the two results differ.
+    def spy(model, images, cfg, device):
+        keep = judged(model, images, cfg, device).numpy()
+        returned.append(np.delete(keep, len(keep) // 4 + len(returned)))
+        return torch.from_numpy(returned[-1])
+
+    monkeypatch.setattr(train_mod, "trusted_frames", spy)
+    _, hist = train(_frames(), _cfg(trim_at=(1, 2), median_k=(5,), epochs=4), tmp_path)
+    assert len(returned) == 2  # judged before epochs 1 and 2 only, not before 3
+    assert not np.array_equal(returned[0], returned[1])
+    pool = load_checkpoint(tmp_path / CHECKPOINT_NAME)["pool"].numpy()
+    assert np.array_equal(
+        pool, returned[1]
+    )  # the last judgement replaces the first, no union or intersection
+    assert hist[3].frames == hist[2].frames == len(pool)
+
+
 def test_no_trimming_trains_on_every_frame(tmp_path):
-    _, hist = train(_frames(), _cfg(trim_k=0.0, trim_from=0), tmp_path)
+    _, hist = train(_frames(), _cfg(trim_k=0.0, trim_at=(0,)), tmp_path)
     assert [h.frames for h in hist] == [N] * 3
 
 
-def test_resume_with_trimming_reaches_the_same_weights(tmp_path):
+@pytest.mark.parametrize("trim_at", [(1,), (1, 2)])
+def test_resume_with_trimming_reaches_the_same_weights(tmp_path, trim_at):
     images = _frames()
-    cfg = _cfg(trim_from=1, median_k=(5,))
+    cfg = _cfg(trim_at=trim_at, median_k=(5,))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     full, _ = train(images, cfg, tmp_path / "a")
-    train(images, _cfg(trim_from=1, median_k=(5,), epochs=2), tmp_path / "b")
-    resumed, hist = train(
-        images, _cfg(trim_from=1, median_k=(5,), resume=str(tmp_path / "b" / CHECKPOINT_NAME)), tmp_path / "b"
-    )
+    train(images, _cfg(trim_at=trim_at, median_k=(5,), epochs=2), tmp_path / "b")
+    again = _cfg(trim_at=trim_at, median_k=(5,), resume=str(tmp_path / "b" / CHECKPOINT_NAME))
+    resumed, hist = train(images, again, tmp_path / "b")
     assert [h.epoch for h in hist] == [3]
     for k, v in full.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
@@ -99,3 +120,15 @@ def test_resume_with_trimming_reaches_the_same_weights(tmp_path):
 def test_trim_k_defaults(argv, expected):
     cfg = config_from_args(build_parser().parse_args(["--data", "builtin:digits", *argv]))
     assert cfg.trim_k == expected
+
+
+def test_trim_at_option():
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["--data", "builtin:digits"])).trim_at == TRIM_AT
+    assert config_from_args(parse(["--data", "x", "--trim-at", "3,1,3"])).trim_at == (1, 3)
+
+
+def test_trim_at_rejects_a_negative_epoch(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--data", "x", "--trim-at", "2,-1"])
+    assert "must be >= 0" in capsys.readouterr().err
