@@ -31,6 +31,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cae_fast import config as C
+from cae_fast.cli import epochs_list
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seeds", default="1,2,3", help="comma-separated; one generated sequence each")
     p.add_argument("--trim-k", type=float, default=C.TRIM_K)
-    p.add_argument("--trim-at", type=lambda t: tuple(int(e) for e in t.split(",")), default=C.TRIM_AT)
+    p.add_argument("--trim-at", type=epochs_list, default=C.TRIM_AT)
     p.add_argument("--ref-norm", default="none")
     p.add_argument("--lambda-ref", type=float, default=1.0)
     p.add_argument("--m-ref", type=int, default=256)

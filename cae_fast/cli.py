@@ -52,7 +52,8 @@ def _nonnegative(text: str) -> int:
     return v
 
 
-def _epochs_list(text: str) -> tuple[int, ...]:
+def epochs_list(text: str) -> tuple[int, ...]:
+    """``--trim-at``: comma-separated epoch counts, each >= 0, sorted and deduplicated."""
     try:
         epochs = tuple(sorted({_nonnegative(part) for part in text.split(",")}))
     except ValueError:
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--trim-at",
-        type=_epochs_list,
+        type=epochs_list,
         default=C.TRIM_AT,
         metavar="EPOCHS",
         help=f"the trusted frames are judged (all frames, each time) before these epochs, counted from 0 "

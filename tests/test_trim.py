@@ -81,9 +81,8 @@ def test_each_judgement_takes_every_frame_and_the_last_one_stays(tmp_path, monke
     assert len(returned) == 2  # judged before epochs 1 and 2 only, not before 3
     assert not np.array_equal(returned[0], returned[1])
     pool = load_checkpoint(tmp_path / CHECKPOINT_NAME)["pool"].numpy()
-    assert np.array_equal(
-        pool, returned[1]
-    )  # the last judgement replaces the first, no union or intersection
+    # the last judgement replaces the first: no union or intersection of the two
+    assert np.array_equal(pool, returned[1])
     assert hist[3].frames == hist[2].frames == len(pool)
 
 
