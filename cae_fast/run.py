@@ -95,7 +95,7 @@ def run(cfg: Config, say=print) -> dict:
 
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
-    model = _trained_model(cfg, train_frames.images, out, device, say)
+    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
     train_seconds = 0.0 if cfg.score_only else time.perf_counter() - t1
     if not cfg.score_only:
         say(f"training took {train_seconds:.1f} s")
@@ -129,6 +129,8 @@ def run(cfg: Config, say=print) -> dict:
         "train_seconds": np.float64(train_seconds),
         **(ev.to_arrays(metrics) if metrics else {}),
     }
+    if trained_on is not None and train_frames is frames:
+        arrays["trained_on"] = trained_on
     if frames.paths is not None:
         arrays["paths"] = np.asarray(frames.paths, dtype=str)
     if labels is not None:
@@ -147,6 +149,8 @@ def run(cfg: Config, say=print) -> dict:
     if not dist.is_main():
         return arrays
     summary = [f"scored in {time.perf_counter() - t2:.1f} s", *format_decision(decision, cfg.median_mode)]
+    if "trained_on" in arrays and not trained_on.all():
+        summary.append(left_out_line(trained_on, decision.is_clean))
     try:
         result = write_result(out, arrays, meta)
         write_lists(out, frames.names, decision.is_clean)
@@ -203,10 +207,22 @@ def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
     return train_frames
 
 
+def left_out_line(trained_on: np.ndarray, is_clean: np.ndarray) -> str:
+    """Why to look at the removed frames the network never trained on: the trimming left them out
+    because it doubted them, so a clean stretch of rare scenery among them is at a disadvantage."""
+    left_out = ~np.asarray(trained_on, bool)
+    removed = int((left_out & ~np.asarray(is_clean, bool)).sum())
+    return (
+        f"left out of training by the trimming (--trim-k): {int(left_out.sum())} frames, {removed} of them "
+        f"removed ('trained_on' in the npz; removed frames the network never saw deserve a look)"
+    )
+
+
 def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
+    """The network, and which of ``images`` its last epoch trained on (None when it did not train)."""
     if cfg.score_only:
         say(f"scoring with {cfg.score_only} (no training)")
-        return load_model(cfg.score_only, device)
+        return load_model(cfg.score_only, device), None
     if len(images) < cfg.batch_size:
         raise InputError(
             cfg.train_data or cfg.data or "built-in data",
@@ -230,7 +246,15 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
             + f"{h.frames_per_s:.0f} frames/s"
             + (f", trained on {h.frames} of {n} frames (--trim-k)" if h.frames < (n := len(images)) else "")
         )
-    return model
+    checkpoint = out / CHECKPOINT_NAME if history else Path(cfg.resume) if cfg.resume else None
+    if checkpoint is None:  # --epochs 0: nothing was trained on
+        return model, None
+    pool = load_checkpoint(checkpoint).get("pool")
+    trained_on = np.ones(len(images), bool)
+    if pool is not None:
+        trained_on[:] = False
+        trained_on[pool.numpy()] = True
+    return model, trained_on
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -131,3 +131,28 @@ def test_trim_at_rejects_a_negative_epoch(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--data", "x", "--trim-at", "2,-1"])
     assert "must be >= 0" in capsys.readouterr().err
+
+
+def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tiny_npz, capsys):
+    from conftest import FAST_FLAGS
+
+    from cae_fast.run import main
+
+    def run(out, *flags):
+        assert main([*FAST_FLAGS, "--data", str(tiny_npz), "--out", str(tmp_path / out), *flags]) == 0
+        with np.load(tmp_path / out / "filter_result.npz") as r:
+            return {k: r[k] for k in r.files}, capsys.readouterr().out
+
+    res, out = run("trim", "--epochs", "2", "--trim-at", "1")
+    trained_on, n = res["trained_on"], len(res["is_clean"])
+    assert trained_on.dtype == np.bool_ and trained_on.shape == (n,)
+    log = [json.loads(ln) for ln in (tmp_path / "trim" / LOG_NAME).read_text().splitlines()]
+    left_out = n - log[-1]["frames"]
+    assert (~trained_on).sum() == left_out > 0
+    removed = int((~trained_on & ~res["is_clean"]).sum())
+    assert f"left out of training by the trimming (--trim-k): {left_out} frames, {removed} of them" in out
+
+    res, out = run("all", "--epochs", "2", "--trim-k", "0")
+    assert res["trained_on"].all() and "left out of training" not in out
+    res, _ = run("again", "--score-only", str(tmp_path / "trim" / CHECKPOINT_NAME))
+    assert "trained_on" not in res  # the checkpoint's frames need not be these
