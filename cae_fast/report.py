@@ -1,7 +1,8 @@
 """Diagnostics report: PNG plots in ``<out>/report/`` and one ``report.html`` beside them.
 
 - ``scores.png``: the raw and median-filtered score over the frame index, the threshold, labelled
-  dirty runs shaded and removed segments marked (plus the robust z panel for z-based rules);
+  dirty runs shaded, removed segments and the frames left out of training marked (plus the
+  robust z panel for z-based rules);
 - ``hist.png`` and ``roc.png`` when labels are known: clean vs dirty distributions, ROC curves
   (overall and per corruption kind);
 - ``extremes.png``: original / reconstruction / |residual| of the most and least anomalous frames;
@@ -19,77 +20,16 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from cae_fast.data import FrameDataset, to_float
 from cae_fast.export import atomic_write_bytes
+from cae_fast.extremes import Extremes
 from cae_fast.threshold import Decision
 
 REPORT_DIR = "report"
 HTML_NAME = "report.html"
-N_EXTREMES = 4  # frames shown at each end of the ranking
-EXTREME_GAP = 25  # frames between two shown from the same end (in stored order)
-
-
-@dataclass
-class Extremes:
-    """Frames to show in the grid: ``indices`` (most anomalous first, then least), their images
-    and reconstructions as float ``(K, S, S, 3)`` in [0, 1], and their raw scores."""
-
-    indices: np.ndarray
-    originals: np.ndarray
-    recons: np.ndarray
-    scores: np.ndarray
-    n_most: int
-
-
-def pick_extremes(
-    dirt: np.ndarray, n: int = N_EXTREMES, gap: int = EXTREME_GAP
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` dirtiest frames (dirtiest first) and the ``n`` cleanest (cleanest first), at least
-    ``gap`` frames apart at each end: neighbours in a video look alike, four copies of one moment
-    would show less. The gap shrinks when the sequence is too short for it."""
-    order = np.argsort(np.asarray(dirt), kind="stable")
-    n = min(n, len(order))
-    gap = min(gap, len(order) // (2 * n) if n else 0)
-    return _spaced(order[::-1], n, gap), _spaced(order, n, gap)
-
-
-def _spaced(ranked: np.ndarray, n: int, gap: int) -> np.ndarray:
-    picked: list[int] = []
-    for i in ranked.tolist():
-        if all(abs(i - j) >= gap for j in picked):
-            picked.append(i)
-            if len(picked) == n:
-                break
-    return np.asarray(picked, np.int64)
-
-
-@torch.no_grad()
-def reconstruct(
-    model, images: np.ndarray, indices: np.ndarray, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``indices`` of uint8 ``images`` and the model's reconstructions, float HWC in [0, 1]."""
-    model.eval()
-    x = to_float(FrameDataset(images).__getitems__([int(i) for i in indices]), device)
-    recon = model(x)[0].float().clamp(0, 1)
-    to_hwc = lambda t: t.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
-    return to_hwc(x), to_hwc(recon)
-
-
-def extremes_from_model(
-    model, images: np.ndarray, dirt: np.ndarray, raw: np.ndarray, device: torch.device
-) -> Extremes:
-    """The most and least anomalous frames by per-frame dirtiness ``dirt``, reconstructed again by
-    ``model`` (only these few frames: reconstructions of the whole set are never kept)."""
-    most, least = pick_extremes(dirt)
-    idx = np.concatenate([most, least])
-    originals, recons = reconstruct(model, images, idx, device)
-    return Extremes(idx, originals, recons, np.asarray(raw)[idx], len(most))
 
 
 def _save(fig, path: Path) -> None:
@@ -121,7 +61,9 @@ def _robust_limits(*arrays: np.ndarray) -> tuple[float, float]:
     return float(lo - pad), float(hi + pad)
 
 
-def plot_scores(path: Path, raw: np.ndarray, d: Decision, labels, kinds, kind_names) -> None:
+def plot_scores(
+    path: Path, raw: np.ndarray, d: Decision, labels, kinds, kind_names, trained_on: np.ndarray | None = None
+) -> None:
     t = d.threshold
     z_panel = not t.in_score_units
     fig = _figure(11, 5.5 if z_panel else 3.6)
@@ -144,7 +86,14 @@ def plot_scores(path: Path, raw: np.ndarray, d: Decision, labels, kinds, kind_na
         ax.set_ylabel("robust z (higher = dirtier)")
     for a, b in d.segments.tolist():  # removed runs as a bar along the bottom of the last panel
         axes[-1].axvspan(a - 0.5, b - 0.5, ymin=0, ymax=0.04, color="k", lw=0)
-    axes[-1].set_xlabel("frame index   (black bar at the bottom: removed frames)")
+    xlabel = "frame index   (black bar at the bottom: removed frames"
+    if trained_on is not None and not np.all(trained_on):
+        # Above it, the frames the trimming left out of training: a removed frame the network never
+        # saw may be rare but clean scenery rather than a corruption.
+        for a, b in _runs(~np.asarray(trained_on, bool)):
+            axes[-1].axvspan(a - 0.5, b - 0.5, ymin=0.05, ymax=0.09, color="0.6", lw=0)
+        xlabel += "; grey bar above it: left out of training"
+    axes[-1].set_xlabel(xlabel + ")")
     axes[0].set_title(f"{t.rule}: {int((~t.is_clean).sum())} of {len(raw)} frames removed", fontsize=10)
     for ax in axes:
         lo, hi = ax.get_ylim()
@@ -304,18 +253,20 @@ def write_report(
     extremes: Extremes | None = None,
     train_log: list[dict] | None = None,
     summary: Sequence[str] = (),
+    trained_on: np.ndarray | None = None,
 ) -> Path:
     """All plots that the inputs allow, and ``report.html`` listing them; returns the html path.
 
     ``series``: name -> per-frame dirtiness for the ROC curves (needs ``labels``); ``summary``:
-    lines of text shown at the top (what was run, what was removed).
+    lines of text shown at the top (what was run, what was removed); ``trained_on``: the frames the
+    network's last epoch trained on, marked on the score plot.
     """
     folder = Path(out_dir) / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     kinds = None if kinds is None else np.asarray(kinds)
     images: list[tuple[str, str]] = []  # (file name, caption)
 
-    plot_scores(folder / "scores.png", raw, decision, labels, kinds, kind_names)
+    plot_scores(folder / "scores.png", raw, decision, labels, kinds, kind_names, trained_on)
     images.append(("scores.png", "Score over the frame index with the threshold"))
     if labels is not None and 0 < int(np.sum(labels)) < len(labels):
         plot_histograms(folder / "hist.png", raw, decision, labels)

@@ -27,9 +27,10 @@ from cae_fast.config import Config
 from cae_fast.data import Frames, check_same_size, load_frames
 from cae_fast.errors import InputError
 from cae_fast.export import write_lists, write_result, write_scores_csv
+from cae_fast.extremes import extremes_from_model
 from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
-from cae_fast.report import extremes_from_model, read_train_log, write_report
+from cae_fast.report import read_train_log, write_report
 from cae_fast.score import DIRECTION, score_frames
 from cae_fast.threshold import decide, filtered, format_decision, format_segments
 from cae_fast.train import (
@@ -166,7 +167,8 @@ def run(cfg: Config, say=print) -> dict:
             extremes = extremes_from_model(model, frames.images, series[cfg.score], raw, device)
             page = write_report(out, raw, decision, labels=labels, kinds=kinds, kind_names=frames.kind_names,
                                 series=series, metrics=metrics, extremes=extremes,
-                                train_log=read_train_log(log_dir / LOG_NAME), summary=summary)  # fmt: skip
+                                train_log=read_train_log(log_dir / LOG_NAME), summary=summary,
+                                trained_on=arrays.get("trained_on"))  # fmt: skip
     except OSError as exc:
         raise InputError(out, f"cannot write results ({exc.strerror or exc})") from None
     lines = [*summary, *format_segments(decision), *(f"warning: {w}" for w in decision.warnings)]

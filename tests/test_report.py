@@ -9,7 +9,8 @@ import numpy as np
 
 from cae_fast.config import Config
 from cae_fast.evaluate import evaluate, evaluation_series
-from cae_fast.report import Extremes, pick_extremes, read_train_log, write_report
+from cae_fast.extremes import Extremes, pick_extremes
+from cae_fast.report import read_train_log, write_report
 from cae_fast.threshold import decide
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,3 +81,18 @@ def test_report_without_labels_or_training_has_only_what_it_can_show(tmp_path):
     page = write_report(tmp_path, raw, d)
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"scores.png", "report.html"}
     assert "Evaluation" not in page.read_text()
+
+
+def test_score_plot_marks_the_frames_left_out_of_training(tmp_path):
+    raw, _, _ = _labelled_sequence(120)
+    d = decide(raw, "pcc", +1, Config(median_k=(5,)))
+    left_out = np.ones(120, bool)
+    left_out[60:90] = False
+
+    def plot(name, trained_on):
+        write_report(tmp_path / name, raw, d, trained_on=trained_on)
+        return (tmp_path / name / "report" / "scores.png").read_bytes()
+
+    plain = plot("plain", None)
+    assert plot("all", np.ones(120, bool)) == plain  # nothing left out: nothing drawn
+    assert plot("marked", left_out) != plain
