@@ -48,8 +48,10 @@ def main() -> None:
     data = generate(spec)
     took = time.perf_counter() - t0
     save_montage(data, args.path, n_clean=args.clean, n_dirty=args.per_kind)
-    print(f"{spec.n_frames} frames at {spec.size}px in {took:.1f}s; runs: "
-          + ", ".join(f"{k}[{s}:{e}]" for s, e, k in data.segments))
+    print(
+        f"{spec.n_frames} frames at {spec.size}px in {took:.1f}s; runs: "
+        + ", ".join(f"{k}[{s}:{e}]" for s, e, k in data.segments)
+    )
     print(f"saved {args.path}")
 
 

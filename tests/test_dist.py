@@ -49,8 +49,17 @@ def test_two_processes_match_one(tmp_path):
     args = ["-m", "cae_fast.run", "--data", str(data), *FLAGS]
     _run([sys.executable, *args, "--out", str(tmp_path / "one")], tmp_path)
     two = _run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         *args, "--out", str(tmp_path / "two")],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],  # fmt: skip
         tmp_path,
     )
     assert two.stdout.count("wrote ") == 1  # only rank 0 prints

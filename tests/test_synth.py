@@ -134,8 +134,17 @@ def test_writes_into_a_preallocated_memmap(tmp_path):
         generate(spec, out=np.empty((49, 64, 64, 3), np.uint8))
 
 
-@pytest.mark.parametrize("bad", [dict(kinds=("rain",)), dict(kinds=()), dict(dirty_fraction=1.5),
-                                 dict(run_length=(30, 20)), dict(size=8), dict(size=2048)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(kinds=("rain",)),
+        dict(kinds=()),
+        dict(dirty_fraction=1.5),
+        dict(run_length=(30, 20)),
+        dict(size=8),
+        dict(size=2048),
+    ],
+)
 def test_rejects_bad_specs(bad):
     with pytest.raises(ValueError):
         SynthSpec(**bad)

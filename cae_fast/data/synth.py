@@ -169,7 +169,7 @@ class _Sensor:
     def __call__(self, img: np.ndarray) -> np.ndarray:
         k, oy, ox = self.rng.integers(0, (8, 33, 33))
         img = img * self.vignette
-        img += self.sigma * self.bank[k, :, oy:oy + self.n, ox:ox + self.n]
+        img += self.sigma * self.bank[k, :, oy : oy + self.n, ox : ox + self.n]
         return img
 
 
@@ -217,8 +217,14 @@ def generate(spec: SynthSpec, out: np.ndarray | None = None) -> SynthData:
             img = active.apply(img, depth, t - start)
         out[where[t]] = _to_uint8(img)
 
-    return SynthData(images=out, labels=(kinds[order] >= 0).astype(np.uint8), kinds=kinds[order],
-                     segments=segments, order=order, spec=spec)
+    return SynthData(
+        images=out,
+        labels=(kinds[order] >= 0).astype(np.uint8),
+        kinds=kinds[order],
+        segments=segments,
+        order=order,
+        spec=spec,
+    )
 
 
 def save_montage(data: SynthData, path, n_clean: int = 8, n_dirty: int = 8, scale: int | None = None) -> None:
@@ -239,7 +245,7 @@ def save_montage(data: SynthData, path, n_clean: int = 8, n_dirty: int = 8, scal
         return idx[np.linspace(0, len(idx) - 1, k).round().astype(int)] if len(idx) and k else idx[:0]
 
     pick = spread(clean, n_clean)
-    rows += [("clean", pick[i:i + cols]) for i in range(0, len(pick), cols)]
+    rows += [("clean", pick[i : i + cols]) for i in range(0, len(pick), cols)]
     for j, kind in enumerate(KINDS):
         idx = spread(np.flatnonzero(data.kinds == j), n_dirty)
         if len(idx):

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from cae_fast.data.synth_scene import fractal_noise, rgb
+from cae_fast.data.synth_canvas import fractal_noise, rgb
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -31,7 +31,7 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
         n = out.shape[axis]
         acc = w[0] * (src[..., 0:n, :] if axis == -2 else src[..., 0:n])
         for i in range(1, 2 * r + 1):
-            acc += w[i] * (src[..., i:i + n, :] if axis == -2 else src[..., i:i + n])
+            acc += w[i] * (src[..., i : i + n, :] if axis == -2 else src[..., i : i + n])
         out = acc
     return out
 
@@ -201,11 +201,14 @@ class Glare(Corruption):
         # the streak: a thin bright line through the sun (light scattered by the windscreen)
         cos, sin = math.cos(self.angle), math.sin(self.angle)
         along, across = dx * cos + dy * sin, dy * cos - dx * sin
-        light += 0.6 * np.exp(-(across / 0.012) ** 2) * np.exp(-np.abs(along) / 0.35)
+        light += 0.6 * np.exp(-((across / 0.012) ** 2)) * np.exp(-np.abs(along) / 0.35)
         out = img * (1.0 - 0.25 * s) + s * light * rgb(1.0, 0.95, 0.8) + 0.2 * s  # veiling glare
         cx, cy = n / 2 - sx, n / 2 - sy  # ghosts sit on the line through the image centre
-        for t, rad, tint in ((0.7, 0.06, rgb(0.3, 0.6, 0.4)), (1.4, 0.1, rgb(0.6, 0.4, 0.2)),
-                             (1.9, 0.035, rgb(0.4, 0.4, 0.7))):
+        for t, rad, tint in (
+            (0.7, 0.06, rgb(0.3, 0.6, 0.4)),
+            (1.4, 0.1, rgb(0.6, 0.4, 0.2)),
+            (1.9, 0.035, rgb(0.4, 0.4, 0.7)),
+        ):
             gx, gy = n / 2 + t * cx, n / 2 + t * cy
             g = np.clip((rad * n - np.sqrt((self.grid_x - gx) ** 2 + (self.grid_y - gy) ** 2)) * 0.5, 0, 1)
             out += 0.35 * s * g * tint
@@ -234,7 +237,9 @@ class MotionBlur(Corruption):
             y, x = pad + t * uy, pad + t * ux
             iy, ix = int(math.floor(y)), int(math.floor(x))
             fy, fx = y - iy, x - ix
-            a, b, c, d = (src[:, iy + oy:iy + oy + n, ix + ox:ix + ox + n] for oy in (0, 1) for ox in (0, 1))
+            a, b, c, d = (
+                src[:, iy + oy : iy + oy + n, ix + ox : ix + ox + n] for oy in (0, 1) for ox in (0, 1)
+            )
             acc += (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d)
         return acc / taps
 
@@ -267,5 +272,11 @@ def _upsample(low: np.ndarray, n: int) -> np.ndarray:
     return rows[:, :, i] * (1 - w[:, 0]) + rows[:, :, i + 1] * w[:, 0]
 
 
-CORRUPTIONS = {"raindrop": Raindrop, "mud": Mud, "fog": Fog, "glare": Glare, "motion_blur": MotionBlur,
-               "noise": Noise}
+CORRUPTIONS = {
+    "raindrop": Raindrop,
+    "mud": Mud,
+    "fog": Fog,
+    "glare": Glare,
+    "motion_blur": MotionBlur,
+    "noise": Noise,
+}

@@ -16,96 +16,10 @@ import math
 
 import numpy as np
 
-
-def rgb(r: float, g: float, b: float) -> np.ndarray:
-    """A colour shaped (3, 1, 1), ready to broadcast against channel-first images."""
-    return np.array([r, g, b], np.float32).reshape(3, 1, 1)
-
+from cae_fast.data.synth_canvas import PIX, Canvas, bilinear, fractal_noise, rgb, span
 
 _HAZE = rgb(0.74, 0.80, 0.86)  # colour distant things fade to
 _FAR = 1.0e4  # depth assigned to the sky
-
-
-def fractal_noise(
-    rng: np.random.Generator, shape: tuple[int, ...], beta: float, largest: float | None = None
-) -> np.ndarray:
-    """Tileable 1/f**beta noise in [0, 1]: FFT-synthesised, so every texture wraps seamlessly.
-
-    ``largest`` (texels) suppresses longer wavelengths, giving separate blobs (clouds) instead of
-    one texture-sized swell.
-    """
-    spectrum = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
-    freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape], indexing="ij")  # cycles per texel: isotropic
-    k = np.sqrt(sum(f * f for f in freqs))
-    k.flat[0] = np.inf  # no DC: the mean is set by the normalisation below
-    amp = k**-beta
-    if largest is not None:
-        amp *= 1.0 - np.exp(-((k * largest) ** 2))
-    field = np.fft.ifftn(spectrum * amp).real
-    field -= field.min()
-    return (field / max(field.max(), 1e-12)).astype(np.float32)
-
-
-_PIX = np.arange(4096, dtype=np.float32)
-
-
-def _span(lo: float, hi: float, n: int) -> tuple[int, int, np.ndarray] | None:
-    """Pixel range covering [lo, hi) and each pixel's fractional coverage (1-D box filter)."""
-    i0, i1 = max(int(lo // 1), 0), min(-int(-hi // 1), n)
-    if i1 <= i0:
-        return None
-    p = _PIX[i0:i1]
-    # ufuncs rather than np.clip: this runs ~80 times a frame on a handful of pixels
-    return i0, i1, np.minimum(hi, p + 1) - np.maximum(lo, p)
-
-
-def _bilinear(tex: np.ndarray, shape: tuple[int, int], i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Sample a periodic texture stored flat as (C, H*W) at fractional (row, column) coordinates.
-
-    Flat ``take`` is several times faster than 2-D fancy indexing; H and W are powers of two.
-    """
-    h, w = shape
-    i0, j0 = np.floor(i), np.floor(j)
-    fi, fj = i - i0, j - j0
-    i0, j0 = i0.astype(np.int64) & (h - 1), j0.astype(np.int64) & (w - 1)
-    r0, r1, j1 = i0 * w, ((i0 + 1) & (h - 1)) * w, (j0 + 1) & (w - 1)
-    t00, t01 = tex.take(r0 + j0, axis=1), tex.take(r0 + j1, axis=1)
-    t10, t11 = tex.take(r1 + j0, axis=1), tex.take(r1 + j1, axis=1)
-    top = t00 + fj * (t01 - t00)
-    return top + fi * (t10 + fj * (t11 - t10) - top)
-
-
-class Canvas:
-    """An RGB float image plus depth, with the few anti-aliased primitives the scene needs."""
-
-    def __init__(self, img: np.ndarray, depth: np.ndarray):
-        self.img, self.depth, self.n = img, depth, img.shape[1]
-
-    def rect(self, x0: float, x1: float, y0: float, y1: float, color, z: float) -> None:
-        sx, sy = _span(x0, x1, self.n), _span(y0, y1, self.n)
-        if sx is None or sy is None:
-            return
-        a = sy[2][:, None] * sx[2][None, :]
-        self._blend(sy[0], sy[1], sx[0], sx[1], a, color, z)
-
-    def ellipse(self, cx: float, cy: float, rx: float, ry: float, color, z: float, shade=None) -> None:
-        """Filled ellipse; ``shade(dx, dy)`` may return a per-pixel brightness from normalised coords."""
-        sx, sy = _span(cx - rx, cx + rx, self.n), _span(cy - ry, cy + ry, self.n)
-        if sx is None or sy is None:
-            return
-        dx = (np.arange(sx[0], sx[1], dtype=np.float32) + 0.5 - cx) / rx
-        dy = (np.arange(sy[0], sy[1], dtype=np.float32) + 0.5 - cy) / ry
-        d = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
-        # distance to the rim in pixels gives the coverage; tiny ellipses fade instead of vanishing
-        a = np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0) * min(1.0, 2.0 * min(rx, ry))
-        col = color if shade is None else shade(dx, dy) * color
-        self._blend(sy[0], sy[1], sx[0], sx[1], a, col, z)
-
-    def _blend(self, y0: int, y1: int, x0: int, x1: int, a: np.ndarray, color, z: float) -> None:
-        region = self.img[:, y0:y1, x0:x1]
-        region += a * (color - region)
-        dep = self.depth[y0:y1, x0:x1]
-        dep[a > 0.5] = z
 
 
 class DrivingScene:
@@ -123,8 +37,12 @@ class DrivingScene:
         self.hills = fractal_noise(rng, (sky_w,), 1.9)
         self.treeline = fractal_noise(rng, (sky_w,), 1.1)
         # two ground channels sampled at the same place: fine grain, and metre-scale patches
-        self.ground = np.stack([fractal_noise(rng, (256, 256), 0.9).ravel(),
-                                fractal_noise(rng, (256, 256), 2.0, largest=40).ravel()])
+        self.ground = np.stack(
+            [
+                fractal_noise(rng, (256, 256), 0.9).ravel(),
+                fractal_noise(rng, (256, 256), 2.0, largest=40).ravel(),
+            ]
+        )
         self.leaf = fractal_noise(rng, (64, 64), 0.6)
         self.ys = np.arange(size, dtype=np.float32) + 0.5
         self.xs = np.arange(size, dtype=np.float32) + 0.5
@@ -166,8 +84,11 @@ class DrivingScene:
                     shape = (rng.uniform(1.4, 3.2), rng.uniform(1.5, 3), rng.uniform(0.8, 1.15))
                     obj = ("tree", sgn * rng.uniform(6.5, 16), (*shape, rgb(0.16 + tone, 0.36 + tone, 0.14)))
                 else:
-                    obj = ("bush", sgn * rng.uniform(5.5, 12), (rng.uniform(0.6, 1.4),
-                                                                rgb(0.2, rng.uniform(0.36, 0.48), 0.15)))
+                    obj = (
+                        "bush",
+                        sgn * rng.uniform(5.5, 12),
+                        (rng.uniform(0.6, 1.4), rgb(0.2, rng.uniform(0.36, 0.48), 0.15)),
+                    )
                 self.objects.append((s, side) + obj)
                 self.next_obj[side] += rng.exponential(9.0 + 8.0 * (1 - urban)) + 2.0
 
@@ -272,7 +193,7 @@ class DrivingScene:
         # world-anchored textures, so grass and asphalt flow past; detail fades once a pixel spans
         # several texels, which would otherwise shimmer from frame to frame
         v = z + self.s
-        tex = _bilinear(self.ground, (256, 256), v * 3.0, u * 3.0)
+        tex = bilinear(self.ground, (256, 256), v * 3.0, u * 3.0)
         fine = (tex[0] - 0.5) / (1.0 + 3.0 * pz)
         coarse = tex[1] - 0.5
         col = rgb(0.30, 0.48, 0.19) * (1 + 0.35 * coarse + 0.5 * fine)
@@ -293,15 +214,17 @@ class DrivingScene:
         # the first ground row is only partly ground: blend it with the sky already there
         first = np.float32(np.clip(g0 + 1 - self.h0, 0, 1))
         img[:, g0] += first * (col[:, 0] - img[:, g0])
-        img[:, g0 + 1:] = col[:, 1:]
+        img[:, g0 + 1 :] = col[:, 1:]
         depth[g0:] = np.broadcast_to(z, (rows.size, n))
 
     def _horizon(self, c: Canvas) -> None:
         """Distant hills and a tree line: far enough to move only with the camera's yaw."""
         n, h0 = self.n, self.h0
         cols = (self.xs - n / 2 + (self.yaw - self.heading) * self.f).astype(np.int64) % self.hills.size
-        for prof, amp, base, colour in ((self.hills, 0.07, 0.01, rgb(0.50, 0.58, 0.62)),
-                                        (self.treeline, 0.025, 0.004, rgb(0.30, 0.42, 0.30))):
+        for prof, amp, base, colour in (
+            (self.hills, 0.07, 0.01, rgb(0.50, 0.58, 0.62)),
+            (self.treeline, 0.025, 0.004, rgb(0.30, 0.42, 0.30)),
+        ):
             top = h0 - n * (base + amp * prof[cols])
             r0, r1 = max(int(top.min()) - 1, 0), min(int(h0) + 1, n)
             y = self.ys[r0:r1, None]
@@ -364,12 +287,26 @@ class DrivingScene:
 
 _POLE, _TRUNK = rgb(0.55, 0.55, 0.57), rgb(0.35, 0.25, 0.15)
 _PLATES = (rgb(0.15, 0.3, 0.7), rgb(0.1, 0.5, 0.25), rgb(0.8, 0.15, 0.1), rgb(0.9, 0.8, 0.1))
-_CAR_COLOURS = (rgb(0.7, 0.1, 0.1), rgb(0.15, 0.25, 0.6), rgb(0.85, 0.85, 0.85), rgb(0.6, 0.62, 0.65),
-                rgb(0.1, 0.1, 0.12), rgb(0.15, 0.35, 0.2), rgb(0.85, 0.7, 0.15), rgb(0.45, 0.3, 0.25))
+_CAR_COLOURS = (
+    rgb(0.7, 0.1, 0.1),
+    rgb(0.15, 0.25, 0.6),
+    rgb(0.85, 0.85, 0.85),
+    rgb(0.6, 0.62, 0.65),
+    rgb(0.1, 0.1, 0.12),
+    rgb(0.15, 0.35, 0.2),
+    rgb(0.85, 0.7, 0.15),
+    rgb(0.45, 0.3, 0.25),
+)
 _SHADOW, _TYRE, _WINDOW = rgb(0.15, 0.15, 0.16), rgb(0.05, 0.05, 0.05), rgb(0.12, 0.15, 0.2)
 _TAIL, _HEAD = rgb(0.9, 0.1, 0.08), rgb(0.95, 0.93, 0.8)
-_FACADES = ((0.80, 0.74, 0.62), (0.66, 0.66, 0.68), (0.62, 0.32, 0.26), (0.70, 0.76, 0.82),
-            (0.85, 0.82, 0.72), (0.52, 0.50, 0.46))
+_FACADES = (
+    (0.80, 0.74, 0.62),
+    (0.66, 0.66, 0.68),
+    (0.62, 0.32, 0.26),
+    (0.70, 0.76, 0.82),
+    (0.85, 0.82, 0.72),
+    (0.52, 0.50, 0.46),
+)
 _GLASS = rgb(0.25, 0.3, 0.38)
 
 
@@ -396,14 +333,15 @@ def _draw_building(c: Canvas, x: float, gy: float, k: float, z: float, lat: floa
     if k < 1.5:  # windows smaller than a pixel: average them into the wall instead of aliasing
         c.rect(x0, x1, gy - h * k, gy, wall * 0.85 + _GLASS * 0.15, z)
         return
-    sx, sy = _span(x0, x1, c.n), _span(gy - h * k, gy, c.n)
+    sx, sy = span(x0, x1, c.n), span(gy - h * k, gy, c.n)
     if sx is None or sy is None:
         return
     a = sy[2][:, None] * sx[2][None, :]
-    lx = (_PIX[sx[0]:sx[1]] + 0.5 - x0) / k  # facade coordinates in metres
-    ly = (gy - _PIX[sy[0]:sy[1]] - 0.5) / k
-    win = ((lx % 3.0 > 0.9) & (lx % 3.0 < 2.1) & (lx > 0.5) & (lx < w - 0.5))[None, :] & \
-          ((ly % 3.2 > 1.0) & (ly % 3.2 < 2.3) & (ly < h - 0.6))[:, None]
+    lx = (PIX[sx[0] : sx[1]] + 0.5 - x0) / k  # facade coordinates in metres
+    ly = (gy - PIX[sy[0] : sy[1]] - 0.5) / k
+    win = ((lx % 3.0 > 0.9) & (lx % 3.0 < 2.1) & (lx > 0.5) & (lx < w - 0.5))[None, :] & (
+        (ly % 3.2 > 1.0) & (ly % 3.2 < 2.3) & (ly < h - 0.6)
+    )[:, None]
     colour = np.where(win, _GLASS, wall)
     colour[:, ly > h - 0.5] *= 0.75  # roof edge
     c._blend(sy[0], sy[1], sx[0], sx[1], a, colour, z)
