@@ -48,20 +48,8 @@ def test_two_processes_match_one(tmp_path):
     np.savez(data, images=images, labels=labels)
     args = ["-m", "cae_fast.run", "--data", str(data), *FLAGS]
     _run([sys.executable, *args, "--out", str(tmp_path / "one")], tmp_path)
-    two = _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],  # fmt: skip
-        tmp_path,
-    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = _run([*torchrun, *args, "--out", str(tmp_path / "two")], tmp_path)
     assert two.stdout.count("wrote ") == 1  # only rank 0 prints
     res1, log1 = _result(tmp_path / "one")
     res2, log2 = _result(tmp_path / "two")
