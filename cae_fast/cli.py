@@ -158,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"training epochs (paper: {C.EPOCHS}; demo: {C.DEMO_EPOCHS}); 0 scores the untrained network",
     )
+    t.add_argument(
+        "--epoch-frames",
+        type=_positive,
+        metavar="N",
+        help="frames per epoch, drawn at random (without repeats) from the frames training uses "
+        "(default: all of them, one pass). Epochs, --trim-at and checkpoints count these shorter "
+        "epochs: on long sequences it keeps training and the trimming judgements at a fixed number of "
+        "frames seen (README 'Detection quality', longer sequences)",
+    )
     t.add_argument("--batch-size", type=_positive, default=C.BATCH_SIZE, help="frames per step (paper)")
     t.add_argument("--lr", type=float, default=C.LR, help="Adam learning rate (paper)")
     t.add_argument(
@@ -372,6 +381,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         latent_dim=latent_dim,
         channels=channels,
         epochs=args.epochs,
+        epoch_frames=args.epoch_frames,
         batch_size=args.batch_size,
         lr=args.lr,
         lambda_ref=args.lambda_ref,

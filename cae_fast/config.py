@@ -102,6 +102,10 @@ class Config:
     latent_dim: int = LATENT_DIM
     channels: tuple[int, ...] = ENCODER_CHANNELS
     epochs: int | None = None
+    # Frames per epoch, drawn afresh from the training pool each epoch (None: one pass over the pool).
+    # Bounds training and the judgement schedule by frames seen, not passes: the CAE learns to
+    # reproduce corruptions with exposure, whatever the sequence length (README "Detection quality").
+    epoch_frames: int | None = None
     batch_size: int = BATCH_SIZE
     lr: float = LR
     lambda_ref: float = LAMBDA_REF

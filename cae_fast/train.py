@@ -126,13 +126,14 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         exclude_of = torch.full((n,), -1, dtype=torch.int64)
         if cfg.ref_exclude_self:
             exclude_of[ref_rows] = torch.arange(len(ref_rows))
-        order = _draw(torch.randperm(n_pool, generator=gen), pool)
+        n_epoch = n_pool if cfg.epoch_frames is None else min(cfg.epoch_frames, n_pool)
+        order = _draw(torch.randperm(n_pool, generator=gen)[:n_epoch], pool)
         global_batches = [b.tolist() for b in order.split(cfg.batch_size)]
         batches = [dist.shard(b) for b in global_batches]
         model.train()
         sums = torch.zeros(4, dtype=torch.float64)  # l_rec, l_ref, ||z||, l_aux, each summed over frames
         bar = tqdm(
-            total=n_pool,
+            total=n_epoch,
             unit="frame",
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             disable=not (cfg.progress and main),
@@ -169,7 +170,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             bar.update(b * dist.world())
         bar.close()
         seconds = time.perf_counter() - t0
-        mean = (dist.all_sum(sums) / n_pool).tolist()
+        mean = (dist.all_sum(sums) / n_epoch).tolist()
         loss = mean[0] + cfg.lambda_ref * mean[1]
         stats = EpochStats(
             epoch + 1,
@@ -177,10 +178,10 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             mean[1],
             loss,
             mean[2],
-            n_pool / seconds,
+            n_epoch / seconds,
             seconds,
             l_aux=mean[3],
-            frames=n_pool,
+            frames=n_epoch,
         )
         history.append(stats)
         if main:

@@ -156,3 +156,54 @@ def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tin
     assert res["trained_on"].all() and "left out of training" not in out
     res, _ = run("again", "--score-only", str(tmp_path / "trim" / CHECKPOINT_NAME))
     assert "trained_on" not in res  # the checkpoint's frames need not be these
+
+
+def test_epoch_frames_draws_that_many_distinct_frames_from_the_pool(tmp_path, monkeypatch):
+    import cae_fast.train as train_mod
+
+    drawn, make_loader = [], train_mod._loader
+
+    def spy(images, batches, workers, device):
+        drawn.append([i for b in batches for i in b])
+        return make_loader(images, batches, workers, device)
+
+    monkeypatch.setattr(train_mod, "_loader", spy)
+    _, hist = train(_frames(), _cfg(trim_at=(1,), median_k=(5,), epoch_frames=40, epochs=4), tmp_path)
+    pool = load_checkpoint(tmp_path / CHECKPOINT_NAME)["pool"].numpy()
+    assert [h.frames for h in hist] == [40] * 4
+    assert [len(set(d)) for d in drawn] == [40] * 4  # no frame twice within an epoch
+    assert all(np.isin(d, pool).all() for d in drawn[1:])  # after the judgement: trusted frames only
+    assert len({frozenset(d) for d in drawn}) == 4  # a fresh draw every epoch
+
+
+def test_epoch_frames_beyond_the_pool_is_one_plain_pass(tmp_path):
+    images = _frames()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain, _ = train(images, _cfg(trim_at=(1,), median_k=(5,)), tmp_path / "a")
+    capped, hist = train(images, _cfg(trim_at=(1,), median_k=(5,), epoch_frames=10 * N), tmp_path / "b")
+    assert hist[0].frames == N
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, capped.state_dict()[k]), k
+
+
+def test_resume_with_epoch_frames_reaches_the_same_weights(tmp_path):
+    images = _frames()
+    kw = dict(trim_at=(1, 2), median_k=(5,), epoch_frames=48)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    full, _ = train(images, _cfg(**kw), tmp_path / "a")
+    train(images, _cfg(**kw, epochs=2), tmp_path / "b")
+    resumed, hist = train(images, _cfg(**kw, resume=str(tmp_path / "b" / CHECKPOINT_NAME)), tmp_path / "b")
+    assert [(h.epoch, h.frames) for h in hist] == [(3, 48)]
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_epoch_frames_option(capsys):
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["--data", "x"])).epoch_frames is None
+    assert config_from_args(parse(["--data", "x", "--epoch-frames", "2400"])).epoch_frames == 2400
+    with pytest.raises(SystemExit):
+        parse(["--data", "x", "--epoch-frames", "0"])
+    assert "must be >= 1" in capsys.readouterr().err
