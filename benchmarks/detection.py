@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=2400)
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--epoch-frames", type=int, default=None, help="frames per epoch (default: all)")
+    p.add_argument("--train-frames", type=int, default=None, help="train on a random subset (default: all)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated; one generated sequence each")
     p.add_argument("--trim-k", type=float, default=C.TRIM_K)
     p.add_argument("--trim-at", type=epochs_list, default=C.TRIM_AT)
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             image_size=a.size,
             epochs=a.epochs,
             epoch_frames=a.epoch_frames,
+            train_frames=a.train_frames,
             m_ref=a.m_ref,
             ref_norm=a.ref_norm,
             lambda_ref=a.lambda_ref,
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(summary[-(5 if not a.no_shuffled else 3) :]), flush=True)
     head = (
         f"size {a.size}, {a.frames} frames (20% dirty, runs of 40-120), {a.epochs} epochs"
-        f"{'' if a.epoch_frames is None else f' of {a.epoch_frames} frames'}, "
+        f"{'' if a.epoch_frames is None else f' of {a.epoch_frames} frames'}"
+        f"{'' if a.train_frames is None else f' on a random {a.train_frames} of them'}, "
         f"trim_k {a.trim_k} judged before epochs {','.join(map(str, a.trim_at))}, "
         f"ref_norm {a.ref_norm}, lambda {a.lambda_ref}, "
         f"m_ref {a.m_ref}"

@@ -106,6 +106,10 @@ class Config:
     # Bounds training and the judgement schedule by frames seen, not passes: the CAE learns to
     # reproduce corruptions with exposure, whatever the sequence length (README "Detection quality").
     epoch_frames: int | None = None
+    # Train on a fixed random subset of this many frames (None: all); every frame is still judged
+    # by the trimming and scored. A CAE trained on more distinct frames reconstructs corruptions it
+    # never saw better (README "Detection quality", longer sequences).
+    train_frames: int | None = None
     batch_size: int = BATCH_SIZE
     lr: float = LR
     lambda_ref: float = LAMBDA_REF

@@ -41,6 +41,7 @@ from cae_fast.train import (
     pick_device,
     store_in_checkpoint,
     train,
+    train_subset,
 )
 
 
@@ -151,7 +152,10 @@ def run(cfg: Config, say=print) -> dict:
         return arrays
     summary = [f"scored in {time.perf_counter() - t2:.1f} s", *format_decision(decision, cfg.median_mode)]
     if "trained_on" in arrays and not trained_on.all():
-        summary.append(left_out_line(trained_on, decision.is_clean))
+        if cfg.train_frames:
+            summary.append(left_out_line(trained_on, decision.is_clean, NOT_IN_SUBSET))
+        else:
+            summary.append(left_out_line(trained_on, decision.is_clean))
     try:
         result = write_result(out, arrays, meta)
         write_lists(out, frames.names, decision.is_clean)
@@ -209,13 +213,18 @@ def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
     return train_frames
 
 
-def left_out_line(trained_on: np.ndarray, is_clean: np.ndarray) -> str:
+NOT_IN_SUBSET = "not trained on (outside --train-frames or left out by the trimming)"
+
+
+def left_out_line(
+    trained_on: np.ndarray, is_clean: np.ndarray, why: str = "left out of training by the trimming (--trim-k)"
+) -> str:
     """Why to look at the removed frames the network never trained on: the trimming left them out
     because it doubted them, so a clean stretch of rare scenery among them is at a disadvantage."""
     left_out = ~np.asarray(trained_on, bool)
     removed = int((left_out & ~np.asarray(is_clean, bool)).sum())
     return (
-        f"left out of training by the trimming (--trim-k): {int(left_out.sum())} frames, {removed} of them "
+        f"{why}: {int(left_out.sum())} frames, {removed} of them "
         f"removed ('trained_on' in the npz; removed frames the network never saw deserve a look)"
     )
 
@@ -246,12 +255,14 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
             f"mean |z| {h.mean_z_norm:.3g}, "
             + (f"KL {h.l_aux:.4g}, " if cfg.arch == "vae" else "")
             + f"{h.frames_per_s:.0f} frames/s"
-            + (f", trained on {h.frames} of {n} frames (--trim-k)" if h.frames < (n := len(images)) else "")
+            + (f", trained on {h.frames} of {n} frames" if h.frames < (n := len(images)) else "")
         )
     checkpoint = out / CHECKPOINT_NAME if history else Path(cfg.resume) if cfg.resume else None
     if checkpoint is None:  # --epochs 0: nothing was trained on
         return model, None
     pool = load_checkpoint(checkpoint).get("pool")
+    if pool is None:
+        pool = train_subset(len(images), cfg)
     trained_on = np.ones(len(images), bool)
     if pool is not None:
         trained_on[:] = False

@@ -109,7 +109,10 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         )
     loss_fn = rec_loss(cfg.rec_loss)
     workers = _workers(cfg, device)
-    m_ref = min(cfg.m_ref, n)
+    subset = train_subset(n, cfg)
+    if pool is not None and subset is not None:
+        pool = torch.from_numpy(np.intersect1d(pool.numpy(), subset.numpy()))
+    m_ref = min(cfg.m_ref, n if subset is None else len(subset))
     history: list[EpochStats] = []
 
     for epoch in range(start, cfg.epochs):
@@ -120,14 +123,19 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             # without the doubtful frames; then fixed (config.TRIM_AT says why). A run resumed from an
             # untrimmed checkpoint past the first judgement is judged at once.
             pool = trusted_frames(model, images, cfg, device)
-        n_pool = n if pool is None else len(pool)
-        ref_rows = _draw(torch.randperm(n_pool, generator=gen)[: min(m_ref, n_pool)], pool).sort().values
+            if subset is not None:
+                pool = torch.from_numpy(np.intersect1d(pool.numpy(), subset.numpy()))
+        drawn_from = subset if pool is None else pool
+        n_pool = n if drawn_from is None else len(drawn_from)
+        ref_rows = (
+            _draw(torch.randperm(n_pool, generator=gen)[: min(m_ref, n_pool)], drawn_from).sort().values
+        )
         h_ref = encode_frames(model, images, ref_rows, cfg, device)
         exclude_of = torch.full((n,), -1, dtype=torch.int64)
         if cfg.ref_exclude_self:
             exclude_of[ref_rows] = torch.arange(len(ref_rows))
         n_epoch = n_pool if cfg.epoch_frames is None else min(cfg.epoch_frames, n_pool)
-        order = _draw(torch.randperm(n_pool, generator=gen)[:n_epoch], pool)
+        order = _draw(torch.randperm(n_pool, generator=gen)[:n_epoch], drawn_from)
         global_batches = [b.tolist() for b in order.split(cfg.batch_size)]
         batches = [dist.shard(b) for b in global_batches]
         model.train()
@@ -192,6 +200,15 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
     dist.restore_batchnorm(changed_bn)
     model.eval()
     return model, history
+
+
+def train_subset(n: int, cfg: Config) -> torch.Tensor | None:
+    """The sorted frames a ``cfg.train_frames`` run may train on (None: all ``n``): drawn from the
+    seed alone, so a resumed run and the run's report find the same ones."""
+    if cfg.train_frames is None or cfg.train_frames >= n:
+        return None
+    rows = np.random.default_rng(cfg.seed).choice(n, cfg.train_frames, replace=False)
+    return torch.from_numpy(np.sort(rows).astype(np.int64))
 
 
 def _draw(perm: torch.Tensor, pool: torch.Tensor | None) -> torch.Tensor:

@@ -207,3 +207,62 @@ def test_epoch_frames_option(capsys):
     with pytest.raises(SystemExit):
         parse(["--data", "x", "--epoch-frames", "0"])
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_train_frames_trains_on_a_fixed_subset_and_judges_every_frame(tmp_path, monkeypatch):
+    import cae_fast.train as train_mod
+
+    drawn, judged, make_loader, judge = [], [], train_mod._loader, train_mod.trusted_frames
+
+    def loader_spy(images, batches, workers, device):
+        drawn.append({i for b in batches for i in b})
+        return make_loader(images, batches, workers, device)
+
+    def judge_spy(model, images, cfg, device):
+        judged.append(len(images))
+        return judge(model, images, cfg, device)
+
+    monkeypatch.setattr(train_mod, "_loader", loader_spy)
+    monkeypatch.setattr(train_mod, "trusted_frames", judge_spy)
+    cfg = _cfg(trim_at=(1,), median_k=(5,), train_frames=48)
+    _, hist = train(_frames(), cfg, tmp_path)
+    subset = set(train_mod.train_subset(N, cfg).tolist())
+    pool = set(load_checkpoint(tmp_path / CHECKPOINT_NAME)["pool"].tolist())
+    assert len(subset) == 48 and judged == [N]  # the judgement still sees every frame
+    assert drawn[0] == subset and hist[0].frames == 48
+    assert pool < subset and all(d == pool for d in drawn[1:])
+    assert not np.isin(np.arange(N)[RUN], list(pool)).any()
+
+
+def test_train_frames_beyond_the_data_and_resume(tmp_path):
+    images = _frames()
+    for d in "abcd":
+        (tmp_path / d).mkdir()
+    plain, _ = train(images, _cfg(trim_at=(1,), median_k=(5,)), tmp_path / "a")
+    capped, _ = train(images, _cfg(trim_at=(1,), median_k=(5,), train_frames=N), tmp_path / "b")
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, capped.state_dict()[k]), k
+    kw = dict(trim_at=(1, 2), median_k=(5,), train_frames=60)
+    full, _ = train(images, _cfg(**kw), tmp_path / "c")
+    train(images, _cfg(**kw, epochs=1), tmp_path / "d")
+    resumed, hist = train(images, _cfg(**kw, resume=str(tmp_path / "d" / CHECKPOINT_NAME)), tmp_path / "d")
+    assert [h.epoch for h in hist] == [2, 3]
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_the_result_marks_frames_outside_train_frames(tmp_path, tiny_npz, capsys):
+    from conftest import FAST_FLAGS
+
+    from cae_fast.run import NOT_IN_SUBSET, main
+
+    out = tmp_path / "sub"
+    flags = ["--data", str(tiny_npz), "--out", str(out), "--epochs", "1", "--trim-k", "0"]
+    assert main([*FAST_FLAGS, *flags, "--train-frames", "10"]) == 0
+    with np.load(out / "filter_result.npz") as r:
+        trained_on, is_clean = r["trained_on"], r["is_clean"]
+    assert trained_on.sum() == 10
+    removed = int((~trained_on & ~is_clean).sum())
+    assert f"{NOT_IN_SUBSET}: {len(trained_on) - 10} frames, {removed} of them" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--data", "x", "--train-frames", "0"])
