@@ -172,8 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         metavar="N",
         help="train on a fixed random subset of N frames (default: all); every frame is still judged by "
-        "the trimming and scored. On long sequences a network trained on fewer distinct frames "
-        "reconstructs corruptions it never saw less well (README 'Detection quality', longer sequences)",
+        "the trimming and scored (README 'Detection quality', longer sequences)",
     )
     t.add_argument("--batch-size", type=_positive, default=C.BATCH_SIZE, help="frames per step (paper)")
     t.add_argument("--lr", type=float, default=C.LR, help="Adam learning rate (paper)")

@@ -107,8 +107,8 @@ class Config:
     # reproduce corruptions with exposure, whatever the sequence length (README "Detection quality").
     epoch_frames: int | None = None
     # Train on a fixed random subset of this many frames (None: all); every frame is still judged
-    # by the trimming and scored. A CAE trained on more distinct frames reconstructs corruptions it
-    # never saw better (README "Detection quality", longer sequences).
+    # by the trimming and scored. Bounds the cost on very large sets; how it compares with
+    # epoch_frames on long sequences is measured in README "Detection quality", item 4.
     train_frames: int | None = None
     batch_size: int = BATCH_SIZE
     lr: float = LR
