@@ -127,6 +127,8 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
                 pool = torch.from_numpy(np.intersect1d(pool.numpy(), subset.numpy()))
         drawn_from = subset if pool is None else pool
         n_pool = n if drawn_from is None else len(drawn_from)
+        if n_pool == 0:  # only a tiny --train-frames whose every frame the judgement doubts
+            raise InputError("--train-frames", f"none of the {cfg.train_frames} training frames is trusted")
         ref_rows = (
             _draw(torch.randperm(n_pool, generator=gen)[: min(m_ref, n_pool)], drawn_from).sort().values
         )

@@ -266,3 +266,17 @@ def test_the_result_marks_frames_outside_train_frames(tmp_path, tiny_npz, capsys
     assert f"{NOT_IN_SUBSET}: {len(trained_on) - 10} frames, {removed} of them" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--data", "x", "--train-frames", "0"])
+
+
+def test_a_training_subset_with_no_trusted_frame_is_a_clear_error(tmp_path, monkeypatch):
+    import cae_fast.train as train_mod
+    from cae_fast.errors import InputError
+
+    cfg = _cfg(trim_at=(1,), median_k=(5,), train_frames=4)
+    subset = train_mod.train_subset(N, cfg).numpy()
+    # a judgement that doubts exactly the subset's frames
+    monkeypatch.setattr(
+        train_mod, "trusted_frames", lambda *a: torch.from_numpy(np.setdiff1d(np.arange(N), subset))
+    )
+    with pytest.raises(InputError, match="none of the 4 training frames is trusted"):
+        train(_frames(), cfg, tmp_path)
