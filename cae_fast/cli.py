@@ -156,16 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=_nonnegative,
         metavar="N",
-        help=f"training epochs (paper: {C.EPOCHS}; demo: {C.DEMO_EPOCHS}); 0 scores the untrained network",
+        help=f"training epochs (default {C.TRAIN_EPOCHS} of at most --epoch-frames frames; paper: {C.EPOCHS} "
+        "passes over every frame, the default with --paper and --train-data); 0 scores the untrained network",
     )
     t.add_argument(
         "--epoch-frames",
-        type=_positive,
+        type=_nonnegative,
         metavar="N",
-        help="frames per epoch, drawn at random (without repeats) from the frames training uses "
-        "(default: all of them, one pass). Epochs, --trim-at and checkpoints count these shorter "
-        "epochs: on long sequences it keeps training and the trimming judgements at a fixed number of "
-        "frames seen (README 'Detection quality', longer sequences)",
+        help=f"frames per epoch, drawn at random (without repeats) from the frames training uses "
+        f"(default {C.EPOCH_FRAMES}; 0 = all of them, one pass, as --paper and --train-data). Epochs, "
+        "--trim-at and checkpoints count these epochs: training and the trimming judgements stay at a "
+        "fixed number of frames seen, whatever the length of the sequence (README 'Detection quality')",
     )
     t.add_argument(
         "--train-frames",
@@ -266,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--paper",
         action="store_true",
-        help="the published recipe exactly: --score pcc --threshold paper --median-k 101 (overrides --score "
-        "and --threshold; an explicit --median-k still applies); with the default --ref-norm none and "
+        help=f"the published recipe exactly: --score pcc --threshold paper --median-k 101 --trim-k 0 "
+        f"--epochs {C.EPOCHS} --epoch-frames 0 (overrides --score and --threshold; an explicit --median-k, "
+        "--trim-k, --epochs or --epoch-frames still applies); with the default --ref-norm none and "
         "--lambda-ref 1 this is the paper-exact configuration",
     )
     s.add_argument(
@@ -373,6 +375,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     # Scored against --train-data (or a built-in labelled set), the data is a set of images, not a
     # sequence: a filter over the index would blend neighbours, so it is off unless asked for.
     is_set = bool(train_data) or builtin.is_builtin(data)
+    paper_length = args.paper or bool(train_data)
+    epoch_frames = args.epoch_frames
+    if epoch_frames is None:
+        epoch_frames = 0 if paper_length else C.EPOCH_FRAMES
     median_k = args.median_k or ((1,) if is_set else C.PAPER_MEDIAN_KS if args.paper else C.MEDIAN_KS)
     return Config(
         data=data,
@@ -387,8 +393,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         kl_warmup=args.kl_warmup,
         latent_dim=latent_dim,
         channels=channels,
-        epochs=args.epochs,
-        epoch_frames=args.epoch_frames,
+        # The paper's training length for the published recipe and for a normal --train-data set;
+        # on mixed data it learns the corruptions (config.TRAIN_EPOCHS).
+        epochs=args.epochs if args.epochs is not None else C.EPOCHS if paper_length else C.TRAIN_EPOCHS,
+        epoch_frames=epoch_frames or None,  # 0: one pass over the pool per epoch
         train_frames=args.train_frames,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -245,7 +245,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
         raise InputError(exc.filename or out, f"cannot write ({exc.strerror or exc})") from None
     if not history:
         say(
-            f"{cfg.resume} is already at epoch {cfg.epochs}: nothing to train"
+            f"{cfg.resume} has trained --epochs {cfg.epochs} or more: nothing to train, scoring it"
             if cfg.resume
             else "--epochs 0: scoring the untrained network"
         )

@@ -343,3 +343,14 @@ def test_threshold_flag_errors(tmp_path, tiny_npz, capsys):
     for flags, problem in ((["--median-k", "21,100"], "odd"), (["--contamination", "1.5"], "fraction"),
                            (["--detrend", "10"], "odd")):  # fmt: skip
         assert main([*base, *flags]) == 2 and problem in capsys.readouterr().err
+
+
+def test_resume_of_a_run_past_epochs_scores_it(tmp_path, tiny_npz, capsys):
+    """A checkpoint from a longer run (e.g. the paper's 100 epochs) resumed with fewer --epochs:
+    nothing is trained further and the run says so rather than claiming the checkpoint's epoch."""
+    first = tmp_path / "first"
+    _run_ok(["--data", str(tiny_npz), "--out", str(first), "--epochs", "2"], capsys)
+    ckpt = first / "checkpoint.pt"
+    out = _run_ok(["--data", str(tiny_npz), "--out", str(tmp_path / "again"), "--resume", str(ckpt)], capsys)
+    assert f"{ckpt} has trained --epochs 1 or more: nothing to train, scoring it" in out
+    assert (tmp_path / "again" / "filter_result.npz").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cae_fast.cli import build_parser, config_from_args
-from cae_fast.config import TRIM_AT, TRIM_K, Config
+from cae_fast.config import EPOCH_FRAMES, EPOCHS, TRAIN_EPOCHS, TRIM_AT, TRIM_K, Config
 from cae_fast.models import build_model
 from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
 
@@ -180,7 +180,7 @@ def test_epoch_frames_beyond_the_pool_is_one_plain_pass(tmp_path):
     images = _frames()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    plain, _ = train(images, _cfg(trim_at=(1,), median_k=(5,)), tmp_path / "a")
+    plain, _ = train(images, _cfg(trim_at=(1,), median_k=(5,), epoch_frames=None), tmp_path / "a")
     capped, hist = train(images, _cfg(trim_at=(1,), median_k=(5,), epoch_frames=10 * N), tmp_path / "b")
     assert hist[0].frames == N
     for k, v in plain.state_dict().items():
@@ -200,13 +200,23 @@ def test_resume_with_epoch_frames_reaches_the_same_weights(tmp_path):
         assert torch.equal(v, resumed.state_dict()[k]), k
 
 
-def test_epoch_frames_option(capsys):
-    parse = build_parser().parse_args
-    assert config_from_args(parse(["--data", "x"])).epoch_frames is None
-    assert config_from_args(parse(["--data", "x", "--epoch-frames", "2400"])).epoch_frames == 2400
+def test_training_length_defaults_and_options(capsys):
+    def length(*argv: str) -> tuple[int, int | None]:
+        cfg = config_from_args(build_parser().parse_args(["--data", "x", *argv]))
+        return cfg.epochs, cfg.epoch_frames
+
+    # Mixed data: a fixed number of frames seen; the published recipe and a normal training set:
+    # the paper's passes over every frame.
+    assert length() == (TRAIN_EPOCHS, EPOCH_FRAMES) == (6, 2400)
+    assert length("--paper") == (EPOCHS, None) == (100, None)
+    assert length("--train-data", "y") == (EPOCHS, None)
+    assert config_from_args(build_parser().parse_args([])).epochs == TRAIN_EPOCHS  # the demo
+    assert length("--epoch-frames", "0") == (TRAIN_EPOCHS, None)
+    assert length("--epoch-frames", "500", "--epochs", "9") == (9, 500)
+    assert length("--paper", "--epochs", "3", "--epoch-frames", "64") == (3, 64)
     with pytest.raises(SystemExit):
-        parse(["--data", "x", "--epoch-frames", "0"])
-    assert "must be >= 1" in capsys.readouterr().err
+        build_parser().parse_args(["--data", "x", "--epoch-frames", "-1"])
+    assert "must be >= 0" in capsys.readouterr().err
 
 
 def test_train_frames_trains_on_a_fixed_subset_and_judges_every_frame(tmp_path, monkeypatch):
@@ -238,7 +248,7 @@ def test_train_frames_beyond_the_data_and_resume(tmp_path):
     images = _frames()
     for d in "abcd":
         (tmp_path / d).mkdir()
-    plain, _ = train(images, _cfg(trim_at=(1,), median_k=(5,)), tmp_path / "a")
+    plain, _ = train(images, _cfg(trim_at=(1,), median_k=(5,), epoch_frames=None), tmp_path / "a")
     capped, _ = train(images, _cfg(trim_at=(1,), median_k=(5,), train_frames=N), tmp_path / "b")
     for k, v in plain.state_dict().items():
         assert torch.equal(v, capped.state_dict()[k]), k
