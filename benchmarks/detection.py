@@ -31,7 +31,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cae_fast import config as C
-from cae_fast.cli import epochs_list
+from cae_fast.argtypes import epochs_list
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series

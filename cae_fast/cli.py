@@ -8,6 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
+from cae_fast import argtypes as T
 from cae_fast import config as C
 from cae_fast.config import Config
 from cae_fast.data import builtin
@@ -18,66 +19,6 @@ from cae_fast.models import ARCHS
 from cae_fast.score import SCORE_NAMES
 from cae_fast.threshold import THRESHOLDS
 from cae_fast.train import CHECKPOINT_NAME, load_checkpoint
-
-
-def _odd(text: str) -> int:
-    k = int(text)
-    if k < 1 or k % 2 == 0:
-        raise argparse.ArgumentTypeError(f"must be a positive odd number, got {k}")
-    return k
-
-
-def _odd_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(_odd(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated odd numbers, got {text!r}") from None
-
-
-def _odd_or_zero(text: str) -> int:
-    return 0 if int(text) == 0 else _odd(text)
-
-
-def _fraction(text: str) -> float:
-    q = float(text)
-    if not 0.0 < q < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {q}")
-    return q
-
-
-def _nonnegative(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
-def epochs_list(text: str) -> tuple[int, ...]:
-    """``--trim-at``: comma-separated epoch counts, each >= 0, sorted and deduplicated."""
-    try:
-        epochs = tuple(sorted({_nonnegative(part) for part in text.split(",")}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated epochs like 2,3, got {text!r}") from None
-    return epochs
-
-
-def _channels(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated widths like 32,64,128,256, got {text!r}"
-        ) from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
-    return widths
-
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where decoded frames are cached as a uint8 memmap (default: .cae_fast_cache next to --out)",
     )
-    d.add_argument("--demo-frames", type=_positive, default=C.DEMO_FRAMES, help="frames of the built-in demo")
+    d.add_argument(
+        "--demo-frames", type=T.positive, default=C.DEMO_FRAMES, help="frames of the built-in demo"
+    )
     t = p.add_argument_group("model and training")
     t.add_argument(
         "--arch",
@@ -154,14 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--epochs",
-        type=_nonnegative,
+        type=T.nonnegative,
         metavar="N",
         help=f"training epochs (default {C.TRAIN_EPOCHS} of at most --epoch-frames frames; paper: {C.EPOCHS} "
         "passes over every frame, the default with --paper and --train-data); 0 scores the untrained network",
     )
     t.add_argument(
         "--epoch-frames",
-        type=_nonnegative,
+        type=T.nonnegative,
         metavar="N",
         help=f"frames per epoch, drawn at random (without repeats) from the frames training uses "
         f"(default {C.EPOCH_FRAMES}; 0 = all of them, one pass, as --paper and --train-data). Epochs, "
@@ -170,12 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--train-frames",
-        type=_positive,
+        type=T.positive,
         metavar="N",
         help="train on a fixed random subset of N frames (default: all); every frame is still judged by "
         "the trimming and scored (README 'Detection quality', longer sequences)",
     )
-    t.add_argument("--batch-size", type=_positive, default=C.BATCH_SIZE, help="frames per step (paper)")
+    t.add_argument("--batch-size", type=T.positive, default=C.BATCH_SIZE, help="frames per step (paper)")
     t.add_argument("--lr", type=float, default=C.LR, help="Adam learning rate (paper)")
     t.add_argument(
         "--lambda-ref",
@@ -185,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--m-ref",
-        type=_positive,
+        type=T.positive,
         metavar="M",
         help=f"frames drawn each epoch to form H_ref (paper: "
         f"{C.M_REF}; demo: {C.DEMO_M_REF}; capped at the number of frames)",
@@ -220,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--trim-at",
-        type=epochs_list,
+        type=T.epochs_list,
         default=C.TRIM_AT,
         metavar="EPOCHS",
         help=f"the trusted frames are judged (all frames, each time) before these epochs, counted from 0 "
@@ -228,11 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         "doubtful frames)",
     )
     t.add_argument(
-        "--latent-dim", type=_positive, default=C.LATENT_DIM, help="size of the latent code (paper)"
+        "--latent-dim", type=T.positive, default=C.LATENT_DIM, help="size of the latent code (paper)"
     )
     t.add_argument(
         "--channels",
-        type=_channels,
+        type=T.channels,
         default=",".join(map(str, C.ENCODER_CHANNELS)),
         help="encoder widths, one stride-2 conv each (image size must be a multiple of 2**len); "
         "16,32,64,128 trains about 3x faster on a CPU",
@@ -284,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--median-k",
-        type=_odd_list,
+        type=T.odd_list,
         default=None,
         help=f"median filter length over the frame index (default: {','.join(map(str, C.MEDIAN_KS))}; "
         f"paper: {C.MEDIAN_K}; odd; 1 disables; shrunk "
@@ -314,11 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--mad-k", type=float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes")
     s.add_argument("--two-sided", action="store_true", help="'mad', 'contamination': both tails are dirty")
-    s.add_argument("--contamination", type=_fraction, metavar="Q", help="'contamination': fraction removed")
+    s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")
     s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
     s.add_argument(
         "--detrend",
-        type=_odd_or_zero,
+        type=T.odd_or_zero,
         default=0,
         metavar="W",
         help="'mad', 'contamination': subtract a rolling median over W frames (odd; e.g. 5x the filter "
@@ -335,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="write plots and report.html to --out/report (default: on for the demo, off for --data)",
     )
-    s.add_argument("--score-batch", type=_positive, default=C.SCORE_BATCH, help="frames per scoring batch")
+    s.add_argument("--score-batch", type=T.positive, default=C.SCORE_BATCH, help="frames per scoring batch")
     s.add_argument(
         "--out",
         metavar="DIR",
