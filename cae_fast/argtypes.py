@@ -31,11 +31,15 @@ def fraction(text: str) -> float:
     return q
 
 
-def nonnegative(text: str) -> int:
+def _at_least(text: str, low: int) -> int:
     v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    if v < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
     return v
+
+
+def nonnegative(text: str) -> int:
+    return _at_least(text, 0)
 
 
 def epochs_list(text: str) -> tuple[int, ...]:
@@ -60,7 +64,4 @@ def channels(text: str) -> tuple[int, ...]:
 
 
 def positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+    return _at_least(text, 1)
