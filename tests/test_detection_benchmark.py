@@ -1,0 +1,48 @@
+"""The detection benchmark's acceptance check and its argument parsing (the training runs themselves
+are measured by ``python -m benchmarks.detection``, not here)."""
+
+import argparse
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+# benchmarks/ is not an installed package and plain `pytest` does not put the repo root on sys.path,
+# so the module is loaded from its file.
+_spec = importlib.util.spec_from_file_location(
+    "detection_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py"
+)
+detection = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(detection)
+ACCEPT_AUC, ACCEPT_KEPT, ACCEPT_REMOVED = (
+    detection.ACCEPT_AUC,
+    detection.ACCEPT_KEPT,
+    detection.ACCEPT_REMOVED,
+)
+meets_acceptance, config_labels = detection.meets_acceptance, detection.config_labels
+
+
+def metrics(aucs, removed, kept):
+    return {
+        "per_kind": [
+            {"kind": f"k{i}", "roc_auc": {"combo": a}, "removed": r}
+            for i, (a, r) in enumerate(zip(aucs, removed, strict=True))
+        ],
+        "clean_kept": kept,
+    }
+
+
+def test_acceptance_passes_only_when_every_kind_and_the_clean_frames_clear_the_bar():
+    assert meets_acceptance(metrics([ACCEPT_AUC, 1.0], [ACCEPT_REMOVED, 1.0], ACCEPT_KEPT))
+    assert not meets_acceptance(metrics([0.969, 1.0], [1.0, 1.0], 1.0))  # one kind ranked too low
+    assert not meets_acceptance(metrics([1.0, 1.0], [1.0, 0.94], 1.0))  # one kind not removed enough
+    assert not meets_acceptance(metrics([1.0, 1.0], [1.0, 1.0], 0.949))  # too many clean frames lost
+    assert not meets_acceptance(metrics([math.nan], [1.0], 1.0))  # an undefined AUC is not a pass
+    assert not meets_acceptance(metrics([], [], 1.0))  # no corrupted frame judged: nothing shown
+
+
+def test_config_labels_names_the_unknown_one():
+    assert config_labels("default, lapvar") == ("default", "lapvar")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"unknown configuration \['defualt'\]; choose from"):
+        config_labels("defualt")
