@@ -31,7 +31,9 @@ MEDIAN_MODE = "reflect"  # median filter edges as scipy.ndimage names them: d c 
 SEED = 0
 # Detection defaults, chosen by measurement on the built-in benchmark (README "Detection quality"):
 # the paper's PCC + median(PCC_med) - 0.05 removed none of the fog, glare, blur or mud frames there.
-SCORE = "combo"
+# combo_rss (all failure modes' evidence together) over combo (the loudest one alone): measured
+# on the same networks (README "Detection quality", item 6).
+SCORE = "combo_rss"
 THRESHOLD = "mad"
 MEDIAN_KS = (21, MEDIAN_K)  # a 101-frame filter alone erases runs shorter than ~50 frames
 # With several filter lengths, a longer one flags a frame only where the shortest one's robust z

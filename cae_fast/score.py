@@ -148,6 +148,7 @@ DIRECTION: dict[str, int] = {
     "local": -1,
     "ssim_excess": -1,
     "combo": -1,
+    "combo_rss": -1,
 }
 
 # MAD -> standard deviation for normal data.
@@ -225,9 +226,9 @@ def ssim_excess(scores: dict[str, np.ndarray]) -> np.ndarray:
     return resid
 
 
-def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
-    """The default score: how far a frame is from the crowd on any failure mode, in robust z
-    units: max(z(ssim_excess), |z(detail_ratio)|, |z(tile_detail)|, z(local)). Higher = dirtier.
+def combo_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """``(4, N)`` robust z of each failure mode, oriented so that higher = dirtier: z(ssim_excess),
+    |z(detail_ratio)|, |z(tile_detail)|, z(local).
 
     ``ssim_excess`` (1 - SSIM beyond what the frame's own detail explains) catches what adds
     structure the CAE cannot reproduce (drops, noise); the detail ratios, of the whole frame and
@@ -235,7 +236,7 @@ def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
     *cleaner* (the failure of the published reproduction); ``local`` catches what covers part of
     the frame (mud, dirt). See README, "Detection quality".
     """
-    return np.maximum.reduce(
+    return np.stack(
         [
             robust_z(scores["ssim_excess"] if "ssim_excess" in scores else ssim_excess(scores)),
             np.abs(robust_z(scores["detail_ratio"])),
@@ -245,14 +246,33 @@ def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
+def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """How far a frame is from the crowd on its *worst* failure mode: the largest of
+    ``combo_terms``, in robust z units. Higher = dirtier. The trimming judgement's score
+    (``TRIM_SCORE``): one loud term is reason enough to leave a frame out of training."""
+    return combo_terms(scores).max(axis=0)
+
+
+def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The default score: the evidence of all failure modes together, the root-sum-square of the
+    positive ``combo_terms``, in robust z units over the sequence. Higher = dirtier.
+
+    A corrupted frame often raises two terms part of the way (a weak raindrop run: ssim_excess and
+    local) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
+    the same. Measured against ``combo`` on the same networks (README, "Detection quality", item 6)."""
+    z = np.maximum(combo_terms(scores), 0.0)
+    return robust_z(np.sqrt((z * z).sum(axis=0)))
+
+
 # Scores computed from other scores over the whole sequence: name -> (inputs, function).
 COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
     "local": (("patch_err",), local),
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
     "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo),
+    "combo_rss": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo_rss),
 }
 # Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
-TERMS: dict[str, tuple[str, ...]] = {"combo": ("local", "ssim_excess")}
+TERMS: dict[str, tuple[str, ...]] = {"combo": ("local", "ssim_excess"), "combo_rss": ("local", "ssim_excess")}
 # Per-frame scores a user can pick (--score); patch_err is an intermediate map, not a score.
 SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n in DIRECTION)
 

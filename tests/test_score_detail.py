@@ -12,6 +12,7 @@ from cae_fast.score import (
     LOCAL_GRID,
     SCORE_NAMES,
     combo,
+    combo_rss,
     local,
     robust_z,
     score_frames,
@@ -45,6 +46,44 @@ def test_combo_flags_both_directions_of_detail_and_low_ssim():
     scores["tile_detail"][50] = 0.5  # most tiles lost detail, a few gained it (a wet lens with drops)
     c = combo(scores)
     assert set(np.argsort(c)[-5:]) == {10, 20, 30, 40, 50}
+
+
+def test_combo_rss_adds_up_the_evidence_of_several_terms():
+    rng = np.random.default_rng(1)
+    n = 400
+    z = {  # unit-normal clean terms, already on a robust-z-like scale
+        "ssim_excess": rng.standard_normal(n),
+        "detail_ratio": rng.standard_normal(n),
+        "tile_detail": rng.standard_normal(n),
+        "local": rng.standard_normal(n),
+        "ssim": np.full(n, 0.9),
+        "lapvar": np.full(n, 1e-3),
+    }
+    z["ssim_excess"][7], z["local"][7] = 2.5, 2.5  # two failure modes part of the way (weak drops)
+    z["ssim_excess"][9], z["local"][9] = 3.0, 0.0  # one, somewhat louder (an odd clean frame)
+    for name in ("detail_ratio", "tile_detail"):
+        z[name][[7, 9]] = np.median(z[name])  # neither frame off in detail
+    both, one = combo_rss(z), combo(z)
+    assert one[9] > one[7]  # the loudest term alone prefers the single loud one
+    assert both[7] > both[9]  # summed evidence prefers the frame that is off on two counts
+    # the definition, written out: root-sum-square of the positive oriented robust z's, re-standardised
+    terms = np.stack(
+        [
+            robust_z(z["ssim_excess"]),
+            np.abs(robust_z(z["detail_ratio"])),
+            np.abs(robust_z(z["tile_detail"])),
+            robust_z(z["local"]),
+        ]
+    )
+    np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(terms, 0, None) ** 2).sum(0))))
+    np.testing.assert_allclose(one, terms.max(0))
+
+
+def test_default_score_is_combo_rss_and_the_judgement_keeps_combo():
+    from cae_fast.config import SCORE, TRIM_SCORE
+
+    assert (SCORE, TRIM_SCORE) == ("combo_rss", "combo")
+    assert DIRECTION["combo_rss"] == -1
 
 
 def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -103,6 +142,7 @@ def test_score_frames_computes_every_score_in_one_pass():
     for name, v in out.items():
         assert v.shape == (12,) and v.dtype == np.float32 and np.isfinite(v).all(), name
     np.testing.assert_allclose(out["combo"], combo(out), rtol=1e-5)
+    np.testing.assert_allclose(out["combo_rss"], combo_rss(out), rtol=1e-5)
     only = score_frames(model, images, cfg, torch.device("cpu"), ("combo",))
     assert set(only) >= {"combo"} and set(COMBINED["combo"][0]) <= set(only)
     np.testing.assert_allclose(only["combo"], out["combo"], rtol=1e-6)
