@@ -77,13 +77,7 @@ def test_combo_rss_adds_up_the_evidence_of_several_terms():
     )
     np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(terms, 0, None) ** 2).sum(0))))
     np.testing.assert_allclose(one, terms.max(0))
-
-
-def test_default_score_is_combo_rss_and_the_judgement_keeps_combo():
-    from cae_fast.config import SCORE, TRIM_SCORE
-
-    assert (SCORE, TRIM_SCORE) == ("combo_rss", "combo")
-    assert DIRECTION["combo_rss"] == -1
+    assert DIRECTION["combo_rss"] == DIRECTION["combo"] == -1
 
 
 def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
