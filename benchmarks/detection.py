@@ -37,7 +37,7 @@ from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
 from cae_fast.score import DIRECTION, SCORE_NAMES, score_frames
 from cae_fast.threshold import decide
-from cae_fast.train import train
+from cae_fast.train import CHECKPOINT_NAME, load_early, train
 
 RAIN_BALANCES = (0.0, 0.5, 0.75, 1.0)
 PAPER = {"score": C.PAPER_SCORE, "threshold": C.PAPER_THRESHOLD, "median_k": C.PAPER_MEDIAN_KS}
@@ -84,9 +84,10 @@ def run_sequence(
             torch.manual_seed(cfg.seed)
             paper = {"trim_k": 0.0, "epoch_frames": None} if label == "paper-exact" else {}
             model, stats = train(data.images, replace(cfg, **paper), out)
-            sc = score_frames(model, data.images, cfg, torch.device("cpu"), names)
-            models[trim_k] = (model, stats, sc, time.perf_counter() - t0)
-        model, stats, sc, seconds = models[trim_k]
+            nets = (model, load_early(out / CHECKPOINT_NAME, torch.device("cpu")) if stats else None)
+            sc = score_frames(nets[0], data.images, cfg, torch.device("cpu"), names, nets[1])
+            models[trim_k] = (nets, stats, sc, time.perf_counter() - t0)
+        nets, stats, sc, seconds = models[trim_k]
         m = judge(sc, data, replace(cfg, **settings))
         m["train"] = {"seconds": seconds, "l_rec": stats[-1].l_rec, "frames_last_epoch": stats[-1].frames}
         results[label] = m
@@ -132,7 +133,7 @@ SUMMARY_HEAD = (
 )
 
 
-def raw_auc_table(sc: dict[str, np.ndarray], data, model, cfg: Config, spec: SynthSpec) -> str:
+def raw_auc_table(sc: dict[str, np.ndarray], data, nets: tuple, cfg: Config, spec: SynthSpec) -> str:
     cols: dict[str, dict[str, float]] = {}
     for name in SCORE_NAMES:
         s = dirtiness(sc[name], DIRECTION[name])
@@ -142,7 +143,7 @@ def raw_auc_table(sc: dict[str, np.ndarray], data, model, cfg: Config, spec: Syn
         cols.setdefault("all", {})[name] = auc(data.labels, s)
     for bal in RAIN_BALANCES:
         rain = generate(replace(spec, kinds=("raindrop",), rain_balance=bal, seed=spec.seed + 7))
-        rs = score_frames(model, rain.images, cfg, torch.device("cpu"), tuple(SCORE_NAMES))
+        rs = score_frames(nets[0], rain.images, cfg, torch.device("cpu"), tuple(SCORE_NAMES), nets[1])
         for name in SCORE_NAMES:
             s = dirtiness(rs[name], DIRECTION[name])
             cols.setdefault(f"rain bal {bal:g}", {})[name] = auc(rain.labels, s)
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         ).resolved()
         name = f"seed {seed}" + ("" if train_seed == seed else f", training seed {train_seed}")
         tag = f"{seed}" + ("" if train_seed == seed else f"_train{train_seed}")
-        res, (model, _, sc, _), data = run_sequence(spec, cfg, out, configs)
+        res, (nets, _, sc, _), data = run_sequence(spec, cfg, out, configs)
         n_rows = len(res)
         for label, m in res.items():
             summary.append(summary_row(f"{a.size}², {name}, {label}", m))
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         everything[name] = res
         np.savez(out / f"scores_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **sc)
         if not a.no_raw:
-            raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, model, cfg, spec))
+            raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, nets, cfg, spec))
         if not a.no_shuffled:
             shuffled = tuple(c for c in configs if c[0] != "paper-exact")
             res_s, (_, _, sc_s, _), data_s = run_sequence(

@@ -223,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         "frame's own detail explains), 'detail_ratio' (log detail of the reconstruction over the frame's, "
         "two-sided), 'tile_detail' (the same, median over tiles), 'lapvar' (no-model blur baseline), "
         "'local' (worst tiles against their own position), 'combo' (max robust z of ssim_excess, "
-        "|detail_ratio|, |tile_detail|, local: the trimming judgement's score), 'combo_rss' (default: "
-        "root-sum-square of the same terms' positive robust z)",
+        "|detail_ratio|, |tile_detail|, local: the trimming judgement's score), 'combo_rss' "
+        "(root-sum-square of the same terms' positive robust z), 'combo_ens' (combo_rss of the trained "
+        f"network and of the first judgement's, averaged); default {C.SCORE}",
     )
     s.add_argument(
         "--median-k",

@@ -37,6 +37,7 @@ from cae_fast.train import (
     CHECKPOINT_NAME,
     LOG_NAME,
     load_checkpoint,
+    load_early,
     load_model,
     pick_device,
     store_in_checkpoint,
@@ -97,19 +98,20 @@ def run(cfg: Config, say=print) -> dict:
 
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
-    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
+    model, early, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
     train_seconds = 0.0 if cfg.score_only else time.perf_counter() - t1
     if not cfg.score_only:
         say(f"training took {train_seconds:.1f} s")
     t2 = time.perf_counter()
-    scores = score_frames(model, frames.images, cfg, device, tuple(dict.fromkeys(("pcc", "mse", cfg.score))))
+    names = tuple(dict.fromkeys(("pcc", "mse", cfg.score)))
+    scores = score_frames(model, frames.images, cfg, device, names, early)
     raw = scores[cfg.score]
     labels, kinds = frames.labels, frames.kinds
     if cfg.labels:  # a user's labels file says nothing about corruption kinds
         labels, kinds = ev.load_labels(cfg.labels, len(frames)), None
     cut = None
     if cfg.threshold == "best-f1":
-        cut = choose_cut(cfg, model, device, raw, labels, stored_cut)
+        cut = choose_cut(cfg, (model, early), device, raw, labels, stored_cut)
         cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
         for line in format_cut(cut):
             say(line)
@@ -230,10 +232,11 @@ def left_out_line(
 
 
 def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
-    """The network, and which of ``images`` its last epoch trained on (None when it did not train)."""
+    """The network, the one of its first trimming judgement (``train.load_early``, None without
+    one), and which of ``images`` its last epoch trained on (None when it did not train)."""
     if cfg.score_only:
         say(f"scoring with {cfg.score_only} (no training)")
-        return load_model(cfg.score_only, device), None
+        return load_model(cfg.score_only, device), load_early(cfg.score_only, device), None
     if len(images) < cfg.batch_size:
         raise InputError(
             cfg.train_data or cfg.data or "built-in data",
@@ -259,7 +262,8 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
         )
     checkpoint = out / CHECKPOINT_NAME if history else Path(cfg.resume) if cfg.resume else None
     if checkpoint is None:  # --epochs 0: nothing was trained on
-        return model, None
+        return model, None, None
+    early = load_early(checkpoint, device)
     pool = load_checkpoint(checkpoint).get("pool")
     if pool is None:
         pool = train_subset(len(images), cfg)
@@ -267,7 +271,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
     if pool is not None:
         trained_on[:] = False
         trained_on[pool.numpy()] = True
-    return model, trained_on
+    return model, early, trained_on
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -149,6 +149,7 @@ DIRECTION: dict[str, int] = {
     "ssim_excess": -1,
     "combo": -1,
     "combo_rss": -1,
+    "combo_ens": -1,
 }
 
 # MAD -> standard deviation for normal data.
@@ -273,23 +274,46 @@ COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.
 }
 # Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
 TERMS: dict[str, tuple[str, ...]] = {"combo": ("local", "ssim_excess"), "combo_rss": ("local", "ssim_excess")}
+# Scored by two networks, the trained one and the one of the first trimming judgement
+# (train.EARLY_KEY): name -> the single-network score whose robust z's it averages.
+ENSEMBLES: dict[str, str] = {"combo_ens": "combo_rss"}
 # Per-frame scores a user can pick (--score); patch_err is an intermediate map, not a score.
-SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n in DIRECTION)
+SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED, *ENSEMBLES) if n in DIRECTION)
 
 
 @torch.no_grad()
 def score_frames(
-    model: CAE, images: np.ndarray, cfg: Config, device: torch.device, names: tuple[str, ...] = ("pcc", "mse")
+    model: CAE,
+    images: np.ndarray,
+    cfg: Config,
+    device: torch.device,
+    names: tuple[str, ...] = ("pcc", "mse"),
+    early: CAE | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``.
+
+    ``ENSEMBLES`` average the robust z of their single-network score under ``model`` and under
+    ``early`` (kept as ``<score>_early``); without ``early`` they equal that score of ``model``.
 
     Under torchrun each rank scores its contiguous share of the frames and the per-frame scores
     are all-gathered back in frame order (every rank gets them all) before the scores computed
     over the whole sequence (``COMBINED``) and any median filter. H_ref (``reference_set``) is
     drawn from and encoded on the scored frames, once before the pass, when a score needs it."""
-    unknown = [n for n in names if n not in SCORERS and n not in COMBINED]
+    unknown = [n for n in names if n not in SCORERS and n not in COMBINED and n not in ENSEMBLES]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORE_NAMES)}")
+    ens = [n for n in names if n in ENSEMBLES]
+    if ens:
+        single = tuple(ENSEMBLES[n] for n in ens)
+        plain = tuple(n for n in dict.fromkeys((*names, *single)) if n not in ENSEMBLES)
+        out = score_frames(model, images, cfg, device, plain)
+        second = {} if early is None else score_frames(early, images, cfg, device, single)
+        for name, one in zip(ens, single, strict=True):
+            if early is not None:
+                out[f"{one}_early"] = second[one]
+            other = second.get(one, out[one]).astype(np.float64)
+            out[name] = robust_z(out[one].astype(np.float64) + other).astype(np.float32)
+        return out
     wanted = list(names)
     names = tuple(dict.fromkeys(d for n in names for d in (COMBINED[n][0] if n in COMBINED else (n,))))
     scorers = list(dict.fromkeys(SCORERS[n] for n in names))  # each distinct pass once, in order

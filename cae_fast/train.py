@@ -33,6 +33,11 @@ from cae_fast.threshold import decide
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 CHECKPOINT_FORMAT = 1
+# The network as it was at the first trimming judgement, after TRIM_AT[0] epochs on every frame:
+# it has not yet learned the corrupted runs that training on the trusted frames later lets back in
+# (a mud run re-admitted by the second judgement), and its errors on rare clean scenery are not
+# the final network's, so the default score averages the two (score.combo_ens, config.SCORE).
+EARLY_KEY = "early_model"
 
 
 @dataclass
@@ -91,8 +96,9 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
     has_aux = hasattr(model, "aux_loss")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, pool = 0, None  # pool: the frames training may use (None: all of them)
+    early = None  # the network as the first judgement found it (EARLY_KEY says why it is kept)
     if cfg.resume:
-        start, pool = _restore(cfg.resume, model, opt, gen)
+        start, pool, early = _restore(cfg.resume, model, opt, gen)
         if cfg.trim_k <= 0:
             pool = None
         elif pool is not None and (len(pool) == 0 or int(pool.max()) >= n):
@@ -122,6 +128,8 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             # Early, before the network learns the corruptions; again once it has trained an epoch
             # without the doubtful frames; then fixed (config.TRIM_AT says why). A run resumed from an
             # untrimmed checkpoint past the first judgement is judged at once.
+            if early is None:
+                early = {k: v.detach().clone() for k, v in model.state_dict().items()}
             pool = trusted_frames(model, images, cfg, device)
             if subset is not None:
                 pool = torch.from_numpy(np.intersect1d(pool.numpy(), subset.numpy()))
@@ -197,7 +205,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         if main:
             with open(run_dir / LOG_NAME, "a") as f:
                 f.write(json.dumps(asdict(stats)) + "\n")
-            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg, pool)
+            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg, pool, early)
         dist.barrier()
     dist.restore_batchnorm(changed_bn)
     model.eval()
@@ -241,6 +249,7 @@ def save_checkpoint(
     gen: torch.Generator,
     cfg: Config,
     pool: torch.Tensor | None = None,
+    early: dict[str, torch.Tensor] | None = None,
 ) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -253,6 +262,8 @@ def save_checkpoint(
     }
     if pool is not None:
         state["pool"] = pool
+    if early is not None:
+        state[EARLY_KEY] = early
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
     _save_atomic(state, path)
@@ -291,18 +302,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
 
 def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
     """The trained network of a checkpoint, in eval mode (for ``--score-only``)."""
+    return _network(load_checkpoint(path), "model", path, device)
+
+
+def load_early(path: str | os.PathLike[str], device: torch.device) -> CAE | None:
+    """The network the checkpoint's first trimming judgement used (``EARLY_KEY``), in eval mode;
+    None when its run had no judgement (``--trim-k 0``, ``--paper``) or predates the key."""
     state = load_checkpoint(path)
+    return _network(state, EARLY_KEY, path, device) if EARLY_KEY in state else None
+
+
+def _network(state: dict, key: str, path: str | os.PathLike[str], device: torch.device) -> CAE:
     try:
         model = rebuild(state["hparams"])
     except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
         raise InputError(path, f"cannot rebuild the network ({exc})") from None
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state[key])
     return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def _restore(
     path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator
-) -> tuple[int, torch.Tensor | None]:
+) -> tuple[int, torch.Tensor | None, dict[str, torch.Tensor] | None]:
     state = load_checkpoint(path)
     stored = {"arch": "cae", **state["hparams"]}  # checkpoints from before --arch are CAEs
     if stored != hparams_of(model):
@@ -313,7 +334,7 @@ def _restore(
     gen.set_state(state["rng"]["generator"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return int(state["epoch"]), state.get("pool")
+    return int(state["epoch"]), state.get("pool"), state.get(EARLY_KEY)
 
 
 def _trim_log(path: Path, keep_epochs: int) -> None:
