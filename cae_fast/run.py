@@ -31,7 +31,7 @@ from cae_fast.extremes import extremes_from_model
 from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
 from cae_fast.report import read_train_log, write_report
-from cae_fast.score import DIRECTION, score_frames
+from cae_fast.score import DIRECTION, ENSEMBLES, score_frames
 from cae_fast.threshold import decide, filtered, format_decision, format_segments
 from cae_fast.train import (
     CHECKPOINT_NAME,
@@ -236,7 +236,8 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
     one), and which of ``images`` its last epoch trained on (None when it did not train)."""
     if cfg.score_only:
         say(f"scoring with {cfg.score_only} (no training)")
-        return load_model(cfg.score_only, device), load_early(cfg.score_only, device), None
+        early = load_early(cfg.score_only, device) if cfg.score in ENSEMBLES else None
+        return load_model(cfg.score_only, device), early, None
     if len(images) < cfg.batch_size:
         raise InputError(
             cfg.train_data or cfg.data or "built-in data",
@@ -263,7 +264,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
     checkpoint = out / CHECKPOINT_NAME if history else Path(cfg.resume) if cfg.resume else None
     if checkpoint is None:  # --epochs 0: nothing was trained on
         return model, None, None
-    early = load_early(checkpoint, device)
+    early = load_early(checkpoint, device) if cfg.score in ENSEMBLES else None  # read only if scored
     pool = load_checkpoint(checkpoint).get("pool")
     if pool is None:
         pool = train_subset(len(images), cfg)
