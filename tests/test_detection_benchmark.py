@@ -46,3 +46,19 @@ def test_config_labels_names_the_unknown_one():
     assert config_labels("default, lapvar") == ("default", "lapvar")
     with pytest.raises(argparse.ArgumentTypeError, match=r"unknown configuration \['defualt'\]; choose from"):
         config_labels("defualt")
+
+
+def test_the_mix_flags_parse_or_say_what_is_wrong():
+    assert detection.dirty_fraction("paper") == pytest.approx(1_600 / 17_600)
+    assert detection.dirty_fraction("0.05") == 0.05
+    with pytest.raises(argparse.ArgumentTypeError, match=r"fraction in \(0, 1\)"):
+        detection.dirty_fraction("1.5")
+    with pytest.raises(argparse.ArgumentTypeError, match="or 'paper'"):
+        detection.dirty_fraction("lots")
+    assert detection.run_length("20,200") == (20, 200)
+    with pytest.raises(argparse.ArgumentTypeError, match="LO must not exceed HI"):
+        detection.run_length("120,40")
+    with pytest.raises(argparse.ArgumentTypeError, match="LO,HI like 40,120"):
+        detection.run_length("40")
+    with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
+        detection.run_length("0,10")
