@@ -15,12 +15,14 @@ The shuffled (non-temporal) variant is a second sequence of the same frames in r
 which a second network is trained with the median filter off (``--median-k 1``), as a user of a
 photo collection would run it. Also: raw per-frame AUC of every score (which score sees which
 corruption) and a raindrop sweep of the drops-vs-wet-film balance, scored with the first network.
-Writes markdown tables, a JSON and the raw scores to --out.
+Writes markdown tables, a JSON and the raw scores to --out, each file named by the mix (size,
+frames, dirty share, run lengths: ``mix_tag``), so runs of two mixes into one folder keep apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from dataclasses import replace
@@ -35,6 +37,7 @@ from cae_fast.argtypes import epochs_list, fraction, nonnegative, positive
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, PAPER_CLEAN, PAPER_DIRTY, SynthSpec, generate
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
+from cae_fast.export import atomic_write_bytes
 from cae_fast.score import DIRECTION, SCORE_NAMES, score_frames
 from cae_fast.threshold import decide
 from cae_fast.train import CHECKPOINT_NAME, load_early, train
@@ -181,6 +184,17 @@ def run_length(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+def mix_tag(size: int, frames: int, dirty: float, runs: tuple[int, int]) -> str:
+    """What a benchmark's output files are named by: two mixes written to one ``--out`` keep apart."""
+    return f"{size}px_{frames}f_dirty{dirty:.4g}_runs{runs[0]}-{runs[1]}"
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=64)
@@ -234,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    mix = mix_tag(a.size, a.frames, a.dirty_fraction, a.run_length)
     summary, raw_tables, everything = [SUMMARY_HEAD], [], {}
     configs = tuple(c for c in CONFIGS if c[0] in a.configs)
     passes: dict[str, list[str]] = {label: [] for label, _ in configs}
@@ -273,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             summary.append(summary_row(f"{a.size}², {name}, {label}", m))
             passes[label].append(f"{name}: {'pass' if meets_acceptance(m) else 'fail'}")
         everything[name] = res
-        np.savez(out / f"scores_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **sc)
+        _save_npz(out / f"scores_{mix}_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **sc)
         if not a.no_raw:
             raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, nets, cfg, spec))
         if not a.no_shuffled:
@@ -285,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             for label, m in res_s.items():
                 summary.append(summary_row(f"{a.size}², {name}, shuffled, {label}", m))
             everything[f"{name} shuffled"] = res_s
-            shuffled_npz = out / f"scores_seed{tag}_shuffled.npz"
-            np.savez(shuffled_npz, labels=data_s.labels, kinds=data_s.kinds, **sc_s)
+            shuffled_npz = out / f"scores_{mix}_seed{tag}_shuffled.npz"
+            _save_npz(shuffled_npz, labels=data_s.labels, kinds=data_s.kinds, **sc_s)
         print("\n".join(summary[-n_rows:]), flush=True)
     accept = [
         f"{label}: {sum(v.endswith('pass') for v in verdicts)} of {len(verdicts)} trainings on temporal "
@@ -313,9 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     print(text)
-    (out / "detection.md").write_text(text)
+    atomic_write_bytes(out / f"detection_{mix}.md", text.encode())
     report = {"head": head, "results": everything, "acceptance": passes}
-    (out / "detection.json").write_text(json.dumps(report, indent=1, default=str))
+    atomic_write_bytes(out / f"detection_{mix}.json", json.dumps(report, indent=1, default=str).encode())
     return 0
 
 

@@ -6,6 +6,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # benchmarks/ is not an installed package and plain `pytest` does not put the repo root on sys.path,
@@ -62,3 +63,19 @@ def test_the_mix_flags_parse_or_say_what_is_wrong():
         detection.run_length("40")
     with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
         detection.run_length("0,10")
+
+
+def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
+    paper, bench = detection.dirty_fraction("paper"), detection.BENCH_DIRTY
+    assert detection.mix_tag(64, 4800, paper, (40, 120)) == "64px_4800f_dirty0.09091_runs40-120"
+    assert detection.mix_tag(64, 4800, paper, (40, 120)) != detection.mix_tag(64, 4800, bench, (40, 120))
+    assert detection.mix_tag(64, 2400, bench, (40, 120)) != detection.mix_tag(64, 2400, bench, (20, 200))
+    # one short run end to end: every output is named by its mix and holds that mix
+    args = "--size 32 --frames 120 --run-length 8,12 --epochs 1 --seeds 1 --configs default"
+    args += " --no-shuffled --no-raw"
+    assert detection.main([*args.split(), "--out", str(tmp_path)]) == 0
+    tag = detection.mix_tag(32, 120, bench, (8, 12))
+    scores = np.load(tmp_path / f"scores_{tag}_seed1.npz")
+    assert (scores["labels"] == 1).mean() == pytest.approx(bench, abs=0.05)
+    assert (tmp_path / f"detection_{tag}.md").read_text().startswith("size 32, 120 frames (20.0% dirty")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
