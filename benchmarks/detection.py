@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-norm", default="none")
     p.add_argument("--lambda-ref", type=float, default=1.0)
     p.add_argument("--m-ref", type=int, default=256)
+    p.add_argument("--latent-dim", type=positive, default=C.LATENT_DIM, help="size of the latent code")
     p.add_argument(
         "--repeats",
         type=positive,
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             epoch_frames=a.epoch_frames or None,
             train_frames=a.train_frames,
             m_ref=a.m_ref,
+            latent_dim=a.latent_dim,
             ref_norm=a.ref_norm,
             lambda_ref=a.lambda_ref,
             trim_k=a.trim_k,
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'' if a.train_frames is None else f' on a random {a.train_frames} of them'}, "
         f"trim_k {a.trim_k} judged before epochs {','.join(map(str, a.trim_at))}, "
         f"ref_norm {a.ref_norm}, lambda {a.lambda_ref}, "
-        f"m_ref {a.m_ref}"
+        f"m_ref {a.m_ref}, latent {a.latent_dim}"
     )
     accept_head = (
         f"Acceptance (every kind AUC >= {ACCEPT_AUC}, removed >= {ACCEPT_REMOVED:.0%}; "

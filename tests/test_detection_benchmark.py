@@ -72,10 +72,12 @@ def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
     assert detection.mix_tag(64, 2400, bench, (40, 120)) != detection.mix_tag(64, 2400, bench, (20, 200))
     # one short run end to end: every output is named by its mix and holds that mix
     args = "--size 32 --frames 120 --run-length 8,12 --epochs 1 --seeds 1 --configs default"
-    args += " --no-shuffled --no-raw"
+    args += " --no-shuffled --no-raw --latent-dim 64"
     assert detection.main([*args.split(), "--out", str(tmp_path)]) == 0
     tag = detection.mix_tag(32, 120, bench, (8, 12))
     scores = np.load(tmp_path / f"scores_{tag}_seed1.npz")
     assert (scores["labels"] == 1).mean() == pytest.approx(bench, abs=0.05)
-    assert (tmp_path / f"detection_{tag}.md").read_text().startswith("size 32, 120 frames (20.0% dirty")
+    text = (tmp_path / f"detection_{tag}.md").read_text()
+    assert text.startswith("size 32, 120 frames (20.0% dirty")
+    assert "m_ref 256, latent 64\n" in text  # the network's size is part of what the head reports
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
