@@ -16,7 +16,8 @@ which a second network is trained with the median filter off (``--median-k 1``),
 photo collection would run it. Also: raw per-frame AUC of every score (which score sees which
 corruption) and a raindrop sweep of the drops-vs-wet-film balance, scored with the first network.
 Writes markdown tables, a JSON and the raw scores to --out, each file named by the mix (size,
-frames, dirty share, run lengths: ``mix_tag``), so runs of two mixes into one folder keep apart.
+frames, dirty share, run lengths: ``mix_tag``) and by any training setting that is not the
+default (``training_tag``), so runs of two mixes or two trainings into one folder keep apart.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cae_fast import config as C
-from cae_fast.argtypes import epochs_list, fraction, nonnegative, positive
+from cae_fast.argtypes import channels, epochs_list, fraction, nonnegative, positive
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, PAPER_CLEAN, PAPER_DIRTY, SynthSpec, generate
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
@@ -189,13 +190,43 @@ def mix_tag(size: int, frames: int, dirty: float, runs: tuple[int, int]) -> str:
     return f"{size}px_{frames}f_dirty{dirty:.4g}_runs{runs[0]}-{runs[1]}"
 
 
+# The settings of a benchmark run that change the training (not the generated mix).
+TRAINING_FLAGS = (
+    "epochs",
+    "epoch_frames",
+    "train_frames",
+    "trim_k",
+    "trim_at",
+    "ref_norm",
+    "lambda_ref",
+    "m_ref",
+    "latent_dim",
+    "channels",
+)
+
+
+def training_tag(a: argparse.Namespace) -> str:
+    """The training settings that differ from the benchmark's defaults, as a file-name suffix
+    ("" for the defaults): two runs of one mix with different training into one ``--out`` keep apart."""
+    parser, parts = build_parser(), []
+    for key in TRAINING_FLAGS:
+        value = getattr(a, key)
+        if value != parser.get_default(key):
+            if isinstance(value, tuple):
+                text = "-".join(map(str, value))
+            else:
+                text = f"{value:g}" if isinstance(value, float) else str(value)
+            parts.append(f"_{key.replace('_', '')}{text}")
+    return "".join(parts)
+
+
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--frames", type=int, default=2400)
@@ -224,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--m-ref", type=int, default=256)
     p.add_argument("--latent-dim", type=positive, default=C.LATENT_DIM, help="size of the latent code")
     p.add_argument(
+        "--channels",
+        type=channels,
+        default=C.ENCODER_CHANNELS,
+        help="encoder widths, one stride-2 stage each (" + ",".join(map(str, C.ENCODER_CHANNELS)) + ")",
+    )
+    p.add_argument(
         "--repeats",
         type=positive,
         default=1,
@@ -246,10 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-shuffled", action="store_true", help="skip the non-temporal variant")
     p.add_argument("--no-raw", action="store_true", help="skip the raw per-score table and rain sweep")
     p.add_argument("--out", default="detection_out")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    mix = mix_tag(a.size, a.frames, a.dirty_fraction, a.run_length)
+    mix = mix_tag(a.size, a.frames, a.dirty_fraction, a.run_length) + training_tag(a)
     summary, raw_tables, everything = [SUMMARY_HEAD], [], {}
     configs = tuple(c for c in CONFIGS if c[0] in a.configs)
     passes: dict[str, list[str]] = {label: [] for label, _ in configs}
@@ -275,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             train_frames=a.train_frames,
             m_ref=a.m_ref,
             latent_dim=a.latent_dim,
+            channels=a.channels,
             ref_norm=a.ref_norm,
             lambda_ref=a.lambda_ref,
             trim_k=a.trim_k,
@@ -317,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'' if a.train_frames is None else f' on a random {a.train_frames} of them'}, "
         f"trim_k {a.trim_k} judged before epochs {','.join(map(str, a.trim_at))}, "
         f"ref_norm {a.ref_norm}, lambda {a.lambda_ref}, "
-        f"m_ref {a.m_ref}, latent {a.latent_dim}"
+        f"m_ref {a.m_ref}, latent {a.latent_dim}, channels {','.join(map(str, a.channels))}"
     )
     accept_head = (
         f"Acceptance (every kind AUC >= {ACCEPT_AUC}, removed >= {ACCEPT_REMOVED:.0%}; "

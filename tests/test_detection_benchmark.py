@@ -74,10 +74,23 @@ def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
     args = "--size 32 --frames 120 --run-length 8,12 --epochs 1 --seeds 1 --configs default"
     args += " --no-shuffled --no-raw --latent-dim 64"
     assert detection.main([*args.split(), "--out", str(tmp_path)]) == 0
-    tag = detection.mix_tag(32, 120, bench, (8, 12))
+    tag = detection.mix_tag(32, 120, bench, (8, 12)) + "_epochs1_latentdim64"
     scores = np.load(tmp_path / f"scores_{tag}_seed1.npz")
     assert (scores["labels"] == 1).mean() == pytest.approx(bench, abs=0.05)
     text = (tmp_path / f"detection_{tag}.md").read_text()
     assert text.startswith("size 32, 120 frames (20.0% dirty")
-    assert "m_ref 256, latent 64\n" in text  # the network's size is part of what the head reports
+    assert "m_ref 256, latent 64, channels 32,64,128,256\n" in text  # the head names the network's size
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_training_settings_off_the_default_name_the_outputs():
+    parse = detection.build_parser().parse_args
+    assert detection.training_tag(parse([])) == ""
+    assert detection.training_tag(parse(["--latent-dim", "1024"])) == "_latentdim1024"
+    wide = parse(["--channels", "48,96,192,384", "--trim-k", "2", "--trim-at", "2"])
+    assert detection.training_tag(wide) == "_trimk2_trimat2_channels48-96-192-384"
+    assert detection.training_tag(parse(["--latent-dim", str(detection.C.LATENT_DIM)])) == ""
+    assert (
+        detection.training_tag(parse(["--ref-norm", "l2", "--lambda-ref", "0.5"]))
+        == "_refnorml2_lambdaref0.5"
+    )
