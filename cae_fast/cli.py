@@ -222,10 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-frame score: 'pcc' (the paper's), 'mse', 'ssim', 'ssim_excess' (1-SSIM beyond what the "
         "frame's own detail explains), 'detail_ratio' (log detail of the reconstruction over the frame's, "
         "two-sided), 'tile_detail' (the same, median over tiles), 'lapvar' (no-model blur baseline), "
-        "'local' (worst tiles against their own position), 'combo' (max robust z of ssim_excess, "
-        "|detail_ratio|, |tile_detail|, local: the trimming judgement's score), 'combo_rss' "
-        "(root-sum-square of the same terms' positive robust z), 'combo_ens' (combo_rss of the trained "
-        f"network and of the first judgement's, averaged); default {C.SCORE}",
+        "'local' (worst tiles against their own position), 'lens' (no model: tile colours against "
+        "their running per-place baseline, for what sits on the lens), 'combo' (max robust z of "
+        "ssim_excess, |detail_ratio|, |tile_detail|, local: the trimming judgement's score), 'combo_rss' "
+        "(root-sum-square of the same terms' and lens's positive robust z), 'combo_ens' (combo_rss "
+        f"of the trained network and of the first judgement's, averaged); default {C.SCORE}",
     )
     s.add_argument(
         "--median-k",

@@ -9,7 +9,6 @@ however many of its scores are asked for.
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +18,9 @@ import torch
 from cae_fast import dist, ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, to_float
+from cae_fast.data.cache import release_rows
 from cae_fast.encode import encode_frames
+from cae_fast.lens import deviation as lens_deviation
 from cae_fast.model import CAE
 
 
@@ -102,6 +103,11 @@ def _patch(b: Batch) -> dict[str, torch.Tensor]:
     return {"patch_err": ops.patch_mse(b.x, b.recon, patch).flatten(1)}
 
 
+def _tile_rgb(b: Batch) -> dict[str, torch.Tensor]:
+    patch = max(1, b.x.shape[-1] // LOCAL_GRID)
+    return {"tile_rgb": torch.nn.functional.avg_pool2d(b.x, patch).flatten(1)}
+
+
 def _tile_detail(b: Batch) -> dict[str, torch.Tensor]:
     """The median over the tiles of log(detail of the reconstruction / detail of the frame).
 
@@ -130,6 +136,7 @@ SCORERS: dict[str, BatchScorer] = {
     "detail_ratio": _frame_stats,
     "lapvar": _frame_stats,
     "patch_err": _patch,  # (N, LOCAL_GRID**2) local error map, the input of "local"
+    "tile_rgb": _tile_rgb,  # (N, 3 * LOCAL_GRID**2) tile colour means, the input of "lens"
     "tile_detail": _tile_detail,
     "latent": _latent,
 }
@@ -146,6 +153,7 @@ DIRECTION: dict[str, int] = {
     "lapvar": +1,
     "latent": -1,
     "local": -1,
+    "lens": -1,
     "ssim_excess": -1,
     "combo": -1,
     "combo_rss": -1,
@@ -174,7 +182,18 @@ def local(scores: dict[str, np.ndarray]) -> np.ndarray:
     ``LOCAL_TOPK`` largest. Sky and road differ in how well they reconstruct; an opaque splat on
     the road is unusual for the road even when its error is ordinary for the image as a whole.
     Higher = dirtier."""
-    e = np.log(scores["patch_err"].astype(np.float64) + LOCAL_EPS)
+    return _worst_tiles(np.log(scores["patch_err"].astype(np.float64) + LOCAL_EPS))
+
+
+def lens(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The model-free term: each tile's colour distance from its running per-place baseline
+    (``cae_fast.lens``), scored as ``local`` scores tile errors. Higher = dirtier."""
+    return _worst_tiles(lens_deviation(scores["tile_rgb"]))
+
+
+def _worst_tiles(e: np.ndarray) -> np.ndarray:
+    """``(N, tiles)`` -> ``(N,)``: robust z of each tile against its own position over the
+    sequence (a zero MAD counts as 1), mean of the ``LOCAL_TOPK`` largest per frame."""
     med = np.median(e, axis=0)
     scale = MAD_TO_SIGMA * np.median(np.abs(e - med), axis=0)
     scale = np.where(scale > 0, scale, 1.0)
@@ -256,28 +275,37 @@ def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
 
 def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
     """The default score: the evidence of all failure modes together, the root-sum-square of the
-    positive ``combo_terms``, in robust z units over the sequence. Higher = dirtier.
+    positive ``combo_terms`` and of the model-free ``lens`` term, in robust z units over the
+    sequence. Higher = dirtier.
 
     A corrupted frame often raises two terms part of the way (a weak raindrop run: ssim_excess and
     local) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
-    the same. Measured against ``combo`` on the same networks (README, "Detection quality", item 6)."""
+    the same. Measured against ``combo`` on the same networks (README, "Detection quality", item 6).
+    ``lens`` sees what sits on the lens even where the network learned to reproduce it (item 12);
+    it is left out of ``combo``, the trimming judgement's score, which was measured without it."""
     z = np.maximum(combo_terms(scores), 0.0)
+    lens_z = robust_z(scores["lens"] if "lens" in scores else lens(scores))
+    z = np.concatenate([z, np.maximum(lens_z, 0.0)[None]])
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
 
 # Scores computed from other scores over the whole sequence: name -> (inputs, function).
 COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
     "local": (("patch_err",), local),
+    "lens": (("tile_rgb",), lens),
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
     "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo),
-    "combo_rss": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo_rss),
+    "combo_rss": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_rss),
 }
 # Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
-TERMS: dict[str, tuple[str, ...]] = {"combo": ("local", "ssim_excess"), "combo_rss": ("local", "ssim_excess")}
+TERMS: dict[str, tuple[str, ...]] = {
+    "combo": ("local", "ssim_excess"),
+    "combo_rss": ("local", "ssim_excess", "lens"),
+}
 # Scored by two networks, the trained one and the one of the first trimming judgement
 # (train.EARLY_KEY): name -> the single-network score whose robust z's it averages.
 ENSEMBLES: dict[str, str] = {"combo_ens": "combo_rss"}
-# Per-frame scores a user can pick (--score); patch_err is an intermediate map, not a score.
+# Per-frame scores a user can pick (--score); patch_err and tile_rgb are intermediate maps.
 SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED, *ENSEMBLES) if n in DIRECTION)
 
 
@@ -342,7 +370,7 @@ def score_frames(
                     if name not in out:  # per-frame (N,) or per-frame maps (N, ...)
                         out[name] = np.empty((n, *v.shape[1:]), dtype=np.float32)
                     out[name][start:stop] = v
-        _release(images, start, stop)
+        release_rows(images, start, stop)
     if dist.active():
         _gather_scores(out, n, first, last)
     combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
@@ -351,31 +379,6 @@ def score_frames(
             combined[name] = fn({**out, **combined})
     out.update((name, v.astype(np.float32)) for name, v in combined.items())
     return out
-
-
-def _release(images: np.ndarray, start: int, stop: int) -> None:
-    """Drop frames ``[start, stop)`` of a read-only memmap (the frame cache) from this process's
-    resident set once scored: they stay in the page cache, but a long sequential pass no longer
-    counts the whole file in the process's RSS. Anything else is left alone."""
-    mm = getattr(images, "_mmap", None)
-    if (
-        not isinstance(images, np.memmap)
-        or images.mode != "r"
-        or not isinstance(images.base, mmap.mmap)
-        or not images.flags.c_contiguous
-        or not hasattr(mm, "madvise")
-        or not hasattr(mmap, "MADV_DONTNEED")
-    ):
-        return
-    first = images.offset % mmap.ALLOCATIONGRANULARITY  # where the array starts inside the mapping
-    page = mmap.PAGESIZE
-    lo = -(-(first + start * images.strides[0]) // page) * page  # whole pages inside the range only
-    hi = (first + stop * images.strides[0]) // page * page
-    if hi > lo:
-        try:
-            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-        except (OSError, ValueError):
-            pass
 
 
 def _gather_scores(out: dict[str, np.ndarray], n: int, first: int, last: int) -> None:

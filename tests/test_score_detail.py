@@ -56,13 +56,14 @@ def test_combo_rss_adds_up_the_evidence_of_several_terms():
         "detail_ratio": rng.standard_normal(n),
         "tile_detail": rng.standard_normal(n),
         "local": rng.standard_normal(n),
+        "lens": rng.standard_normal(n),
         "ssim": np.full(n, 0.9),
         "lapvar": np.full(n, 1e-3),
     }
     z["ssim_excess"][7], z["local"][7] = 2.5, 2.5  # two failure modes part of the way (weak drops)
     z["ssim_excess"][9], z["local"][9] = 3.0, 0.0  # one, somewhat louder (an odd clean frame)
-    for name in ("detail_ratio", "tile_detail"):
-        z[name][[7, 9]] = np.median(z[name])  # neither frame off in detail
+    for name in ("detail_ratio", "tile_detail", "lens"):
+        z[name][[7, 9]] = np.median(z[name])  # neither frame off in detail or on the lens
     both, one = combo_rss(z), combo(z)
     assert one[9] > one[7]  # the loudest term alone prefers the single loud one
     assert both[7] > both[9]  # summed evidence prefers the frame that is off on two counts
@@ -75,8 +76,9 @@ def test_combo_rss_adds_up_the_evidence_of_several_terms():
             robust_z(z["local"]),
         ]
     )
-    np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(terms, 0, None) ** 2).sum(0))))
-    np.testing.assert_allclose(one, terms.max(0))
+    with_lens = np.concatenate([terms, robust_z(z["lens"])[None]])
+    np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(with_lens, 0, None) ** 2).sum(0))))
+    np.testing.assert_allclose(one, terms.max(0))  # combo, the judgement's score, leaves lens out
     assert DIRECTION["combo_rss"] == DIRECTION["combo"] == -1
 
 
@@ -131,8 +133,11 @@ def test_score_frames_computes_every_score_in_one_pass():
     cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, score_batch=5)
     model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
     out = score_frames(model, images, cfg, torch.device("cpu"), SCORE_NAMES)
-    assert set(out) == set(SCORE_NAMES) | {"patch_err"}
+    assert set(out) == set(SCORE_NAMES) | {"patch_err", "tile_rgb"}
     assert out.pop("patch_err").shape == (12, LOCAL_GRID**2)
+    tiles = out.pop("tile_rgb")  # channel-major tile colour means of the input frames, 0-1
+    want = images.reshape(12, LOCAL_GRID, 4, LOCAL_GRID, 4, 3).mean(axis=(2, 4)).transpose(0, 3, 1, 2) / 255.0
+    np.testing.assert_allclose(tiles, want.reshape(12, -1), atol=1e-6)
     for name, v in out.items():
         assert v.shape == (12,) and v.dtype == np.float32 and np.isfinite(v).all(), name
     np.testing.assert_allclose(out["combo"], combo(out), rtol=1e-5)

@@ -1,5 +1,5 @@
 """Scoring a read-only memmap (the frame cache) gives the scores of the same frames in memory and
-leaves the memmap readable (``score._release`` only drops scored pages from the resident set)."""
+leaves the memmap readable (``data.cache.release_rows`` only drops scored pages from the resident set)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import hashlib
 import json
+import mmap
 import multiprocessing
 import os
 import signal
@@ -325,3 +326,28 @@ def _drop_stale(cache_dir: Path, key: str, source: str, image_size: int) -> None
             else:
                 meta_path.unlink(missing_ok=True)
                 (cache_dir / f"{old}.u8").unlink(missing_ok=True)
+
+
+def release_rows(images: np.ndarray, start: int, stop: int) -> None:
+    """Drop frames ``[start, stop)`` of a read-only memmap (the frame cache) from this process's
+    resident set once scored: they stay in the page cache, but a long sequential pass no longer
+    counts the whole file in the process's RSS. Anything else is left alone."""
+    mm = getattr(images, "_mmap", None)
+    if (
+        not isinstance(images, np.memmap)
+        or images.mode != "r"
+        or not isinstance(images.base, mmap.mmap)
+        or not images.flags.c_contiguous
+        or not hasattr(mm, "madvise")
+        or not hasattr(mmap, "MADV_DONTNEED")
+    ):
+        return
+    first = images.offset % mmap.ALLOCATIONGRANULARITY  # where the array starts inside the mapping
+    page = mmap.PAGESIZE
+    lo = -(-(first + start * images.strides[0]) // page) * page  # whole pages inside the range only
+    hi = (first + stop * images.strides[0]) // page * page
+    if hi > lo:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass
