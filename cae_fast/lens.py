@@ -32,8 +32,8 @@ LENS_EPS = 1.0 / 255.0
 
 
 def baseline(tiles: np.ndarray, window: int = LENS_WINDOW, stride: int = LENS_STRIDE) -> np.ndarray:
-    """Each column's running median over ``window`` frames (a shorter sequence: all of it), taken
-    on every ``stride``-th frame and held for the frames in between; same shape as ``tiles``."""
+    """Each column's running median over ``window`` frames (fewer when the sequence is shorter),
+    taken on every ``stride``-th frame and held for the frames in between; same shape as ``tiles``."""
     n = tiles.shape[0]
     sub = tiles[::stride]
     k = max(window // stride, 1) | 1

@@ -104,6 +104,7 @@ def _patch(b: Batch) -> dict[str, torch.Tensor]:
 
 
 def _tile_rgb(b: Batch) -> dict[str, torch.Tensor]:
+    # Not a fused op of ours: ATen's avg_pool2d already reads each frame once, on CPU and CUDA.
     patch = max(1, b.x.shape[-1] // LOCAL_GRID)
     return {"tile_rgb": torch.nn.functional.avg_pool2d(b.x, patch).flatten(1)}
 
