@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile check for the CUDA kernels on a machine without a GPU: builds the real CUDAExtension
 # (csrc/ops.cpp + csrc/cpu/*.cpp + csrc/cuda/*.cu) against a CUDA build of torch and checks that
-# the CUDA kernels registered. It cannot run them; tests/test_ops_cuda.py does that on a GPU.
+# the CUDA kernels registered. It cannot run them; tests/test_ops_cuda*.py do that on a GPU.
 #
 # Environment:
 #   CAE_FAST_CUDA_VENV  venv to (re)use for the CUDA torch (5.5 GB); created there if missing.
