@@ -11,6 +11,7 @@
 set -euo pipefail
 
 TORCH_VERSION=2.14.1
+NEED_GB=7  # 5.5 GB installed, plus the build
 start=$SECONDS
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -48,6 +49,16 @@ VENV="${CAE_FAST_CUDA_VENV:-$WORK/venv}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "cuda_check: creating venv $VENV"
   "${PYTHON:-python3}" -m venv "$VENV"
+fi
+# A CUDA torch with its nvidia-* wheels is 5.5 GB; a pip install that runs out of disk fails half way
+# with an OSError, so the space is asked for first and a shortfall said in one line.
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  free_gb=$(df -Pk "$VENV" | awk 'NR==2 {printf "%d", $4 / 1048576}')
+  if (( free_gb < NEED_GB )); then
+    echo "cuda_check: FAILED: the CUDA torch needs ~$NEED_GB GB in $VENV, only $free_gb GB free there" \
+      "(free space, or point CAE_FAST_CUDA_VENV at a venv that has torch==$TORCH_VERSION)" >&2
+    exit 1
+  fi
 fi
 # A no-op in a venv that already has these; ninja makes MAX_JOBS parallelism real.
 "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy setuptools wheel ninja
