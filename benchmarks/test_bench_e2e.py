@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +52,13 @@ def _cfg(**kw) -> Config:
     return Config(**{**base, **kw}).resolved()
 
 
-def _images(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:
-    """A memmap of smooth random frames, like the frame cache the CLI trains from."""
+def _images(n: int, where: str | os.PathLike[str], seed: int = 0, size: int = SIZE) -> np.ndarray:
+    """A memmap of smooth random frames in the folder ``where``, like the frame cache the CLI trains
+    from. The caller owns the folder (a pytest ``tmp_path``): a leaked one per run added up."""
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (n, size // 8, size // 8, 3), dtype=np.uint8)
     frames = np.repeat(np.repeat(small, 8, axis=1), 8, axis=2)
-    path = Path(tempfile.mkdtemp()) / "frames.u8"
+    path = Path(where) / "frames.u8"
     mm = np.memmap(path, dtype=np.uint8, mode="w+", shape=frames.shape)
     mm[:] = frames
     mm.flush()
@@ -73,7 +73,9 @@ from benchmarks.test_bench_e2e import _cfg, _images
 from cae_fast import ops
 from cae_fast.train import train
 size, n = int(sys.argv[1]), int(sys.argv[2])
-_, hist = train(_images(n, size=size), _cfg(image_size=size), tempfile.mkdtemp())
+# The 224 px checkpoint alone is 325 MB: the folder goes with the process.
+with tempfile.TemporaryDirectory() as where:
+    _, hist = train(_images(n, where, size=size), _cfg(image_size=size), where)
 print(json.dumps({{"backend": ops.backend(), "fps": max(h.frames_per_s for h in hist)}}))
 """
 
@@ -115,14 +117,14 @@ def test_train_throughput_compiled_vs_reference(benchmark, size, n):
     )
 
 
-def test_ref_share_of_epoch(benchmark):
+def test_ref_share_of_epoch(benchmark, tmp_path):
     """L_ref (forward + backward, per step) and the H_ref rebuild (M_ref = 1024 encodes, per epoch)
     against a whole training step, extrapolated to an epoch of ``NOMINAL_EPOCH`` frames."""
     cfg = _cfg(m_ref=1024)
     torch.manual_seed(0)
     model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    images = _images(1024)
+    images = _images(1024, tmp_path)
     device = torch.device("cpu")
     loss_fn = rec_loss(cfg.rec_loss)
     x = to_float(torch.from_numpy(np.array(images[: cfg.batch_size])), device)
@@ -157,12 +159,12 @@ def test_ref_share_of_epoch(benchmark):
     assert share <= MAX_REF_SHARE
 
 
-def test_score_throughput_fused_vs_reference(benchmark, monkeypatch):
+def test_score_throughput_fused_vs_reference(benchmark, monkeypatch, tmp_path):
     """score_frames (pcc + mse) frames/s with the fused op vs its PyTorch reference twin."""
     cfg = _cfg(score_batch=128)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
-    images = _images(N_SCORE)
+    images = _images(N_SCORE, tmp_path)
     device = torch.device("cpu")
     fused = score_frames(model, images, cfg, device)
 
@@ -185,11 +187,11 @@ def test_score_throughput_fused_vs_reference(benchmark, monkeypatch):
     )
 
 
-def test_loader_outpaces_training_step(benchmark):
+def test_loader_outpaces_training_step(benchmark, tmp_path):
     """The training loader alone (memmap -> uint8 batch in a shuffled order -> float on the
     device, as ``train`` does it, no workers) against a full training step."""
     cfg = _cfg()
-    images = _images(N_TRAIN)
+    images = _images(N_TRAIN, tmp_path)
     device = torch.device("cpu")
     order = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(0))
     batches = [b.tolist() for b in order.split(cfg.batch_size)]
