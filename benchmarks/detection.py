@@ -40,15 +40,15 @@ from cae_fast.data.synth import KINDS, PAPER_CLEAN, PAPER_DIRTY, SynthSpec, gene
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
 from cae_fast.export import atomic_write_bytes
 from cae_fast.score import DIRECTION, SCORE_NAMES, score_frames
-from cae_fast.threshold import decide
-from cae_fast.train import CHECKPOINT_NAME, load_early, train
+from cae_fast.train import CHECKPOINT_NAME, load_checkpoint, load_early, train
+from cae_fast.veto import decide_frames
 
 RAIN_BALANCES = (0.0, 0.5, 0.75, 1.0)
 PAPER = {"score": C.PAPER_SCORE, "threshold": C.PAPER_THRESHOLD, "median_k": C.PAPER_MEDIAN_KS}
 # (label, settings over the run's config) of every configuration judged.
 CONFIGS = (
     ("paper-exact", PAPER),
-    ("lapvar", {"score": "lapvar"}),
+    ("lapvar", {"score": "lapvar", "veto": 0.0}),  # the no-model baseline as a user would run it
     ("default", {}),
 )
 # The issue's acceptance, per sequence: every kind ranked (ROC-AUC) and removed, clean frames kept.
@@ -64,9 +64,9 @@ def auc(labels: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(labels, s)) if 0 < labels.sum() < len(labels) else float("nan")
 
 
-def judge(scores: dict[str, np.ndarray], data, cfg: Config) -> dict:
+def judge(scores: dict[str, np.ndarray], data, cfg: Config, trained_on: np.ndarray | None = None) -> dict:
     """Decision + metrics of one configuration, as ``python -m cae_fast.run`` reports them."""
-    d = decide(scores[cfg.score], cfg.score, DIRECTION[cfg.score], cfg)
+    d = decide_frames(scores, cfg, trained_on)
     series = evaluation_series(scores[cfg.score], d)
     return evaluate(data.labels, series, d.threshold.is_clean, data.kinds, KINDS)
 
@@ -90,9 +90,11 @@ def run_sequence(
             model, stats = train(data.images, replace(cfg, **paper), out)
             nets = (model, load_early(out / CHECKPOINT_NAME, torch.device("cpu")) if stats else None)
             sc = score_frames(nets[0], data.images, cfg, torch.device("cpu"), names, nets[1])
-            models[trim_k] = (nets, stats, sc, time.perf_counter() - t0)
-        nets, stats, sc, seconds = models[trim_k]
-        m = judge(sc, data, replace(cfg, **settings))
+            pool = load_checkpoint(out / CHECKPOINT_NAME).get("pool") if stats else None
+            trained_on = None if pool is None else np.isin(np.arange(len(data.images)), pool.numpy())
+            models[trim_k] = (nets, stats, sc, time.perf_counter() - t0, trained_on)
+        nets, stats, sc, seconds, trained_on = models[trim_k]
+        m = judge(sc, data, replace(cfg, **settings), trained_on)
         m["train"] = {"seconds": seconds, "l_rec": stats[-1].l_rec, "frames_last_epoch": stats[-1].frames}
         results[label] = m
     return results, models[cfg.trim_k], data
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         ).resolved()
         name = f"seed {seed}" + ("" if train_seed == seed else f", training seed {train_seed}")
         tag = f"{seed}" + ("" if train_seed == seed else f"_train{train_seed}")
-        res, (nets, _, sc, _), data = run_sequence(spec, cfg, out, configs)
+        res, (nets, _, sc, _, _), data = run_sequence(spec, cfg, out, configs)
         n_rows = len(res)
         for label, m in res.items():
             summary.append(summary_row(f"{a.size}², {name}, {label}", m))
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, nets, cfg, spec))
         if not a.no_shuffled:
             shuffled = tuple(c for c in configs if c[0] != "paper-exact")
-            res_s, (_, _, sc_s, _), data_s = run_sequence(
+            res_s, (_, _, sc_s, _, _), data_s = run_sequence(
                 replace(spec, shuffle=True), replace(cfg, median_k=(1,)), out, shuffled
             )
             n_rows += len(res_s)

@@ -259,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--delta-margin", type=float, default=C.DELTA_MARGIN, help="margin below the median PCC_med (paper)"
     )
     s.add_argument("--mad-k", type=float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes")
+    s.add_argument(
+        "--veto",
+        type=float,
+        metavar="C",
+        help="'mad': keep a flagged frame whose sharpness and per-place colours are within C robust "
+        f"standard deviations of the frames training used (no network involved; default {C.VETO_C}, 0 = off; "
+        "--paper and --train-data: 0)",
+    )
     s.add_argument("--two-sided", action="store_true", help="'mad', 'contamination': both tails are dirty")
     s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")
     s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
@@ -367,6 +375,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         score=C.PAPER_SCORE if args.paper else args.score,
         threshold=C.PAPER_THRESHOLD if args.paper else args.threshold,
         delta_margin=args.delta_margin,
+        veto=args.veto if args.veto is not None else 0.0 if args.paper or train_data else C.VETO_C,
         **{
             k: getattr(args, k) for k in ("mad_k", "two_sided", "contamination", "fixed", "detrend", "labels")
         },

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cae_fast import dist, ops
+from cae_fast import dist, ops, veto
 from cae_fast import evaluate as ev
 from cae_fast.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
 from cae_fast.cli import build_parser, config_from_args
@@ -32,7 +32,7 @@ from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
 from cae_fast.report import read_train_log, write_report
 from cae_fast.score import DIRECTION, ENSEMBLES, score_frames
-from cae_fast.threshold import decide, filtered, format_decision, format_segments
+from cae_fast.threshold import filtered, format_decision, format_segments
 from cae_fast.train import (
     CHECKPOINT_NAME,
     LOG_NAME,
@@ -103,7 +103,7 @@ def run(cfg: Config, say=print) -> dict:
     if not cfg.score_only:
         say(f"training took {train_seconds:.1f} s")
     t2 = time.perf_counter()
-    names = tuple(dict.fromkeys(("pcc", "mse", cfg.score)))
+    names = tuple(dict.fromkeys(("pcc", "mse", cfg.score, *(veto.NEEDS if veto.veto_on(cfg) else ()))))
     scores = score_frames(model, frames.images, cfg, device, names, early)
     raw = scores[cfg.score]
     labels, kinds = frames.labels, frames.kinds
@@ -116,7 +116,8 @@ def run(cfg: Config, say=print) -> dict:
         for line in format_cut(cut):
             say(line)
     try:
-        decision = decide(raw, cfg.score, DIRECTION[cfg.score], cfg)
+        ordinary = trained_on if trained_on is not None and train_frames is frames else None
+        decision = veto.decide_frames(scores, cfg, ordinary)
     except ValueError as exc:  # a rule that does not fit the score (e.g. fixed on a two-sided one)
         raise InputError("--threshold", str(exc)) from None
     series = ev.evaluation_series(raw, decision)

@@ -1,0 +1,76 @@
+"""The ordinary-frame veto: a frame the network's score flags is kept when, seen without the network,
+it looks like the frames training used. Every corruption kind of the benchmark changes how sharp a
+frame is (blur, fog, noise, water) or what colour some place of it has (mud, glare, fog, drops);
+rare but clean scenery (a stretch of pale buildings, trees close by) changes neither, yet the
+network reconstructs it badly, most of all when the trimming judgement left it out of training
+(README "Detection quality", items 5, 10 and 13). ``typicality`` measures both with no model:
+the log variance of the Laplacian and ``lens``, each in robust z against the frames training used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cae_fast.config import Config
+from cae_fast.score import DIRECTION, LAP_EPS, MAD_TO_SIGMA, lens
+from cae_fast.threshold import Decision, Threshold, decide, removed_segments
+
+# What ``typicality`` reads, for the scoring pass to compute beside the chosen score.
+NEEDS = ("lapvar", "lens")
+
+
+def veto_on(cfg: Config) -> bool:
+    return cfg.veto > 0 and cfg.threshold == "mad"
+
+
+def decide_frames(
+    scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray | None = None
+) -> Decision:
+    """``threshold.decide`` on ``scores[cfg.score]``, then the veto when ``veto_on(cfg)``, with the
+    frames training used (``trained_on``, a bool mask; None: all) as what is ordinary."""
+    d = decide(scores[cfg.score], cfg.score, DIRECTION[cfg.score], cfg)
+    return apply_veto(d, typicality(scores, trained_on), cfg.veto) if veto_on(cfg) else d
+
+
+def _z_against(v: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``(v - median) / (1.4826 * MAD)`` with median and MAD taken over ``v[ref]`` only."""
+    med = np.median(v[ref])
+    scale = MAD_TO_SIGMA * np.median(np.abs(v[ref] - med))
+    if not scale > 0:
+        scale = float(np.abs(v[ref] - med).mean()) or 1.0
+    return (v - med) / scale
+
+
+def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
+    """``(N,)``: how far each frame is from ordinary, without the network: the larger of its
+    sharpness robust z (either way: blur and noise both count) and its ``lens`` robust z (higher
+    only), both against the frames in ``reference`` (a bool mask; None: all frames). Needs
+    ``lapvar`` and ``tile_rgb`` (or ``lens``) in ``scores``, frames in order."""
+    lapvar = np.asarray(scores["lapvar"], dtype=np.float64)
+    ref = np.ones(len(lapvar), bool) if reference is None else np.asarray(reference, bool)
+    if not ref.any():
+        ref = np.ones(len(lapvar), bool)
+    sharp = np.log(np.maximum(lapvar, 0.0) + LAP_EPS)
+    place = scores["lens"] if "lens" in scores else lens(scores)
+    return np.maximum(np.abs(_z_against(sharp, ref)), _z_against(np.asarray(place, np.float64), ref))
+
+
+def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:
+    """``d`` with every frame of ``typicality`` <= ``c`` kept, its statistic capped at 0 (as ordinary
+    as the median frame), and its filtered score at the median, so that rankings (ROC-AUC, the
+    segments' peaks) agree with the decision.
+    Only for a robust-z rule that removes frames above its cut (``--threshold mad``)."""
+    t = d.threshold
+    if t.stat is None or not t.flag_above:
+        raise ValueError(f"the veto needs a robust z removed above its cut, not {t.rule}")
+    ordinary = np.asarray(typical) <= c
+    stat = np.where(ordinary, np.minimum(t.stat, 0.0), t.stat)
+    score_med = d.score_med
+    if d.direction:  # the filtered score too, capped at its median in the dirty direction
+        dirt = -d.direction * np.asarray(score_med, np.float64)
+        score_med = -d.direction * np.where(ordinary, np.minimum(dirt, np.median(dirt)), dirt)
+    is_clean = t.is_clean | ordinary
+    rule = f"{t.rule}; kept when typicality <= {c:g} (--veto)"
+    new_t = Threshold(t.delta, is_clean, rule, stat, t.stat_name, t.flag_above, t.in_score_units)
+    segments, peaks = removed_segments(is_clean, stat, True)
+    return Decision(d.score, d.direction, d.ks, score_med, new_t, segments, peaks, list(d.warnings))

@@ -1,0 +1,85 @@
+"""The ordinary-frame veto: flagged frames that look like the training frames without the network
+are kept; every corruption kind of the benchmark looks unusual to it."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from cae_fast.cli import build_parser, config_from_args
+from cae_fast.config import VETO_C, Config
+from cae_fast.data.synth import KINDS, SynthSpec, generate
+from cae_fast.models import build_model
+from cae_fast.score import score_frames
+from cae_fast.threshold import decide
+from cae_fast.veto import NEEDS, apply_veto, decide_frames, typicality
+
+
+def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():
+    spec = SynthSpec(n_frames=1200, size=32, kinds=KINDS, seed=3, dirty_fraction=0.2, run_length=(40, 80))
+    data = generate(spec)
+    cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, progress=False).resolved()
+    torch.manual_seed(0)
+    net = build_model(cfg).eval()  # untrained: what the veto reads does not involve it
+    scores = score_frames(net, data.images, cfg, torch.device("cpu"), NEEDS)
+    r = typicality(scores, data.kinds == -1)
+    assert r.shape == (1200,) and np.isfinite(r).all()
+    for j, kind in enumerate(KINDS):
+        assert (r[data.kinds == j] <= VETO_C).mean() < 0.02, kind
+    assert (r[data.kinds == -1] <= VETO_C).mean() > 0.4
+    np.testing.assert_allclose(typicality({**scores, "tile_rgb": None}, data.kinds == -1), r)  # lens given
+
+
+def _decision(raw: np.ndarray):
+    cfg = Config(data="x", median_k=(1,), mad_k=2.25).resolved()
+    return decide(raw, "combo_rss", -1, cfg), cfg
+
+
+def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 1, 400)
+    raw[100:140] += 8  # a corrupted run
+    raw[250:270] += 8  # rare clean scenery the network reconstructs badly
+    typical = np.full(400, 0.3)
+    typical[100:140] = 5.0
+    d, _ = _decision(raw)
+    assert not d.is_clean[250:270].any() and not d.is_clean[100:140].any()
+    v = apply_veto(d, typical, 1.0)
+    ordinary = typical <= 1.0
+    np.testing.assert_array_equal(v.is_clean, d.is_clean | ordinary)
+    assert not v.is_clean[100:140].any() and v.is_clean[250:270].all()
+    assert v.segments.tolist() == [[100, 140]]
+    assert (v.stat[ordinary] <= 0).all() and np.array_equal(v.stat[~ordinary], d.stat[~ordinary])
+    # The filtered score of a vetoed frame is no dirtier (higher, for combo_rss) than the median.
+    assert v.score_med[ordinary].max() <= np.median(d.score_med) + 1e-12
+    assert "--veto" in v.threshold.rule
+    assert d.is_clean.sum() < v.is_clean.sum()  # the input decision is left as it was
+
+
+def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
+    rng = np.random.default_rng(1)
+    n = 300
+    scores = {"combo_rss": rng.normal(0, 1, n), "lapvar": np.exp(rng.normal(-5, 0.1, n))}
+    scores["lens"] = rng.normal(0, 1, n)
+    scores["combo_rss"][50:80] += 9  # flagged, but ordinary without the network: the veto keeps it
+    _, cfg = _decision(scores["combo_rss"])
+    off = decide_frames(scores, replace(cfg, veto=0.0))
+    on = decide_frames(scores, replace(cfg, veto=1.0))
+    assert not off.is_clean[50:80].any()
+    assert on.is_clean[50:80].sum() > off.is_clean[50:80].sum()
+    pcc = 1 - rng.uniform(0, 0.1, n)
+    paper = decide_frames({**scores, "pcc": pcc}, replace(cfg, score="pcc", threshold="paper"))
+    assert "--veto" not in paper.threshold.rule
+    with pytest.raises(ValueError, match="robust z removed above its cut"):
+        apply_veto(paper, np.zeros(n), 1.0)
+
+
+@pytest.mark.parametrize(
+    "argv, veto",
+    [([], VETO_C), (["--veto", "0"], 0.0), (["--veto", "1.5"], 1.5), (["--paper"], 0.0),
+     (["--train-data", "builtin:digits"], 0.0)],
+)  # fmt: skip
+def test_veto_flag_and_where_it_is_off(argv, veto, tmp_path):
+    args = build_parser().parse_args(["--data", "builtin:digits", "--out", str(tmp_path / "r"), *argv])
+    assert config_from_args(args).veto == veto
