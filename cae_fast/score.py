@@ -165,12 +165,14 @@ DIRECTION: dict[str, int] = {
 MAD_TO_SIGMA = 1.4826
 
 
-def robust_z(s: np.ndarray) -> np.ndarray:
-    """``(s - median) / (1.4826 * MAD)`` over the whole sequence; a zero MAD falls back to the mean
-    absolute deviation so a mostly constant score does not divide by zero."""
+def robust_z(s: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """``(s - median) / (1.4826 * MAD)``, median and MAD over the whole sequence or over the frames
+    of the bool mask ``reference``; a zero MAD falls back to the mean absolute deviation so a mostly
+    constant score does not divide by zero."""
     s = np.asarray(s, dtype=np.float64)
-    med = np.median(s)
-    dev = np.abs(s - med)
+    ref = s if reference is None else s[np.asarray(reference, bool)]
+    med = np.median(ref)
+    dev = np.abs(ref - med)
     scale = MAD_TO_SIGMA * np.median(dev)
     if not scale > 0:
         scale = float(dev.mean()) or 1.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cae_fast.config import Config
-from cae_fast.score import DIRECTION, LAP_EPS, MAD_TO_SIGMA, lens
+from cae_fast.score import DIRECTION, LAP_EPS, lens, robust_z
 from cae_fast.threshold import Decision, Threshold, decide, removed_segments
 
 # What ``typicality`` reads, for the scoring pass to compute beside the chosen score.
@@ -32,15 +32,6 @@ def decide_frames(
     return apply_veto(d, typicality(scores, trained_on), cfg.veto) if veto_on(cfg) else d
 
 
-def _z_against(v: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``(v - median) / (1.4826 * MAD)`` with median and MAD taken over ``v[ref]`` only."""
-    med = np.median(v[ref])
-    scale = MAD_TO_SIGMA * np.median(np.abs(v[ref] - med))
-    if not scale > 0:
-        scale = float(np.abs(v[ref] - med).mean()) or 1.0
-    return (v - med) / scale
-
-
 def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
     """``(N,)``: how far each frame is from ordinary, without the network: the larger of its
     sharpness robust z (either way: blur and noise both count) and its ``lens`` robust z (higher
@@ -52,7 +43,7 @@ def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = Non
         ref = np.ones(len(lapvar), bool)
     sharp = np.log(np.maximum(lapvar, 0.0) + LAP_EPS)
     place = scores["lens"] if "lens" in scores else lens(scores)
-    return np.maximum(np.abs(_z_against(sharp, ref)), _z_against(np.asarray(place, np.float64), ref))
+    return np.maximum(np.abs(robust_z(sharp, ref)), robust_z(place, ref))
 
 
 def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:

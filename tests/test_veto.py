@@ -11,7 +11,7 @@ from cae_fast.cli import build_parser, config_from_args
 from cae_fast.config import VETO_C, Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.models import build_model
-from cae_fast.score import score_frames
+from cae_fast.score import robust_z, score_frames
 from cae_fast.threshold import decide
 from cae_fast.veto import NEEDS, apply_veto, decide_frames, typicality
 
@@ -83,3 +83,11 @@ def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
 def test_veto_flag_and_where_it_is_off(argv, veto, tmp_path):
     args = build_parser().parse_args(["--data", "builtin:digits", "--out", str(tmp_path / "r"), *argv])
     assert config_from_args(args).veto == veto
+
+
+def test_robust_z_against_a_reference_set():
+    s = np.array([0.0, 1.0, 2.0, 3.0, 100.0, 200.0])
+    ref = np.array([True, True, True, True, False, False])
+    # median 1.5 and MAD 1.0 of the first four, whatever the other two are
+    np.testing.assert_allclose(robust_z(s, ref), (s - 1.5) / 1.4826)
+    np.testing.assert_allclose(robust_z(s), robust_z(s, np.ones(6, bool)))
