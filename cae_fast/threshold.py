@@ -246,6 +246,7 @@ class Decision:
     segments: np.ndarray  # (S, 2) int64 [start, end) of removed runs
     segment_peak: np.ndarray  # (S,) peak of the thresholded statistic in each run
     warnings: list[str] = field(default_factory=list)
+    typicality: np.ndarray | None = None  # (N,) the veto's measure, when it was applied (cae_fast.veto)
 
     @property
     def stat(self) -> np.ndarray:
@@ -266,6 +267,7 @@ class Decision:
             "segments": self.segments,
             "segment_peak": self.segment_peak,
             "warnings": np.asarray(self.warnings, dtype=str).reshape(-1),
+            **({} if self.typicality is None else {"typicality": self.typicality}),
         }
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from cae_fast.config import Config
 from cae_fast.score import DIRECTION, LAP_EPS, lens, robust_z
-from cae_fast.threshold import Decision, Threshold, decide, removed_segments
+from cae_fast.threshold import Decision, Threshold, decide, removed_segments, sanity_warnings
 
 # What ``typicality`` reads, for the scoring pass to compute beside the chosen score.
 NEEDS = ("lapvar", "lens")
@@ -27,9 +27,15 @@ def decide_frames(
     scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray | None = None
 ) -> Decision:
     """``threshold.decide`` on ``scores[cfg.score]``, then the veto when ``veto_on(cfg)``, with the
-    frames training used (``trained_on``, a bool mask; None: all) as what is ordinary."""
-    d = decide(scores[cfg.score], cfg.score, DIRECTION[cfg.score], cfg)
-    return apply_veto(d, typicality(scores, trained_on), cfg.veto) if veto_on(cfg) else d
+    frames training used (``trained_on``, a bool mask; None: all) as what is ordinary. The warnings
+    describe the final decision (the veto can, say, keep every frame the cut flagged)."""
+    raw = scores[cfg.score]
+    d = decide(raw, cfg.score, DIRECTION[cfg.score], cfg)
+    if not veto_on(cfg):
+        return d
+    v = apply_veto(d, typicality(scores, trained_on), cfg.veto)
+    v.warnings = sanity_warnings(np.asarray(raw), v, cfg)
+    return v
 
 
 def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
@@ -61,7 +67,10 @@ def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:
         dirt = -d.direction * np.asarray(score_med, np.float64)
         score_med = -d.direction * np.where(ordinary, np.minimum(dirt, np.median(dirt)), dirt)
     is_clean = t.is_clean | ordinary
-    rule = f"{t.rule}; kept when typicality <= {c:g} (--veto)"
+    n_kept = int((ordinary & ~t.is_clean).sum())
+    rule = f"{t.rule}; {n_kept} flagged frame(s) kept: typicality <= {c:g} (--veto)"
     new_t = Threshold(t.delta, is_clean, rule, stat, t.stat_name, t.flag_above, t.in_score_units)
     segments, peaks = removed_segments(is_clean, stat, True)
-    return Decision(d.score, d.direction, d.ks, score_med, new_t, segments, peaks, list(d.warnings))
+    return Decision(
+        d.score, d.direction, d.ks, score_med, new_t, segments, peaks, list(d.warnings), np.asarray(typical)
+    )

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cae_fast.cli import build_parser, config_from_args
-from cae_fast.config import EPOCH_FRAMES, EPOCHS, TRAIN_EPOCHS, TRIM_AT, TRIM_K, Config
+from cae_fast.config import EPOCH_FRAMES, EPOCHS, TRAIN_EPOCHS, TRIM_AT, TRIM_K, VETO_C, Config
 from cae_fast.models import build_model
 from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
 
@@ -151,8 +151,11 @@ def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tin
     assert (~trained_on).sum() == left_out > 0
     removed = int((~trained_on & ~res["is_clean"]).sum())
     assert f"left out of training by the trimming (--trim-k): {left_out} frames, {removed} of them" in out
+    # The veto's measure is saved, and no frame it calls ordinary is removed.
+    assert res["typicality"].shape == (n,) and res["is_clean"][res["typicality"] <= VETO_C].all()
 
-    res, out = run("all", "--epochs", "2", "--trim-k", "0")
+    res, out = run("all", "--epochs", "2", "--trim-k", "0", "--veto", "0")
+    assert "typicality" not in res
     assert res["trained_on"].all() and "left out of training" not in out
     res, _ = run("again", "--score-only", str(tmp_path / "trim" / CHECKPOINT_NAME))
     assert "trained_on" not in res  # the checkpoint's frames need not be these

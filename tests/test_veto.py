@@ -53,8 +53,12 @@ def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
     assert (v.stat[ordinary] <= 0).all() and np.array_equal(v.stat[~ordinary], d.stat[~ordinary])
     # The filtered score of a vetoed frame is no dirtier (higher, for combo_rss) than the median.
     assert v.score_med[ordinary].max() <= np.median(d.score_med) + 1e-12
+    n_kept = int((~d.is_clean & ordinary).sum())  # the scenery, and any noise frame over the cut
+    assert n_kept >= 20 and f"; {n_kept} flagged frame(s) kept" in v.threshold.rule
     assert "--veto" in v.threshold.rule
     assert d.is_clean.sum() < v.is_clean.sum()  # the input decision is left as it was
+    np.testing.assert_array_equal(v.arrays()["typicality"], typical)  # saved in filter_result.npz
+    assert "typicality" not in d.arrays()
 
 
 def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
@@ -73,6 +77,22 @@ def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
     assert "--veto" not in paper.threshold.rule
     with pytest.raises(ValueError, match="robust z removed above its cut"):
         apply_veto(paper, np.zeros(n), 1.0)
+
+
+def test_warnings_describe_the_decision_after_the_veto():
+    rng = np.random.default_rng(2)
+    n = 300
+    # Every flagged frame looks ordinary without the network: the veto keeps them all, and the
+    # warning that nothing was removed must say so rather than describe the cut before the veto.
+    scores = {"combo_rss": rng.normal(0, 1, n), "lapvar": np.exp(rng.normal(-5, 0.1, n))}
+    scores["lens"] = np.zeros(n)
+    scores["combo_rss"][50:80] += 9
+    _, cfg = _decision(scores["combo_rss"])
+    off = decide_frames(scores, replace(cfg, veto=0.0))
+    on = decide_frames(scores, replace(cfg, veto=100.0))
+    assert not off.is_clean.all() and not any("removed no frames" in w for w in off.warnings)
+    assert on.is_clean.all()
+    assert any("removed no frames" in w for w in on.warnings)
 
 
 @pytest.mark.parametrize(
