@@ -34,6 +34,26 @@ def _want_cuda(torch, cuda_home) -> bool:
     return torch.version.cuda is not None and cuda_home is not None and torch.cuda.is_available()
 
 
+def _build_ext_class(base):
+    """``base`` (torch's BuildExtension) that also leaves a copy of the built ``_C`` in the source
+    tree's ``cae_fast/``, as an editable install does. Run from a checkout, ``python -m cae_fast.run``
+    and ``pytest`` import the source package (the current directory comes first on sys.path), not
+    the installed one: without the copy, README's ``pip install . && python -m cae_fast.run`` built
+    the kernels and then ran on the reference ops."""
+
+    class BuildExt(base):
+        def run(self):
+            super().run()
+            if self.inplace:
+                return
+            try:
+                self.copy_extensions_to_source()
+            except OSError as exc:  # a read-only checkout: the installed package still has it
+                print(f"cae_fast: could not copy _C into the source tree ({exc})", file=sys.stderr)
+
+    return BuildExt
+
+
 def build_config() -> dict:
     if os.environ.get("CAE_FAST_NO_EXT", "0") == "1":
         return {"install_requires": ["torch>=2.4"]}
@@ -63,7 +83,7 @@ def build_config() -> dict:
         )
     return {
         "ext_modules": [ext],
-        "cmdclass": {"build_ext": BuildExtension.with_options(use_ninja=True)},
+        "cmdclass": {"build_ext": _build_ext_class(BuildExtension.with_options(use_ninja=True))},
         "install_requires": [torch_req],
     }
 
