@@ -48,7 +48,8 @@ PAPER = {"score": C.PAPER_SCORE, "threshold": C.PAPER_THRESHOLD, "median_k": C.P
 # (label, settings over the run's config) of every configuration judged.
 CONFIGS = (
     ("paper-exact", PAPER),
-    ("lapvar", {"score": "lapvar", "veto": 0.0}),  # the no-model baseline as a user would run it
+    # the no-model baseline as a user would run it
+    ("lapvar", {"score": "lapvar", "veto": 0.0, "extend": 0.0}),
     ("default", {}),
 )
 # The acceptance, per sequence: every kind ranked (ROC-AUC) and removed, clean frames kept.

@@ -267,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"standard deviations of the frames training used (no network involved; default {C.VETO_C}, 0 = off; "
         "--paper and --train-data: 0)",
     )
+    s.add_argument(
+        "--extend",
+        type=float,
+        metavar="Z",
+        help="'mad': a removed stretch also takes the neighbouring frames above robust z Z that, "
+        f"without the network, are far from ordinary (typicality > {C.EXTEND_GATE:g}; default "
+        f"{C.EXTEND_Z:g}, 0 = off; --paper and --train-data: 0)",
+    )
     s.add_argument("--two-sided", action="store_true", help="'mad', 'contamination': both tails are dirty")
     s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")
     s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
@@ -376,6 +384,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         threshold=C.PAPER_THRESHOLD if args.paper else args.threshold,
         delta_margin=args.delta_margin,
         veto=args.veto if args.veto is not None else 0.0 if args.paper or train_data else C.VETO_C,
+        extend=args.extend if args.extend is not None else 0.0 if args.paper or train_data else C.EXTEND_Z,
         **{
             k: getattr(args, k) for k in ("mad_k", "two_sided", "contamination", "fixed", "detrend", "labels")
         },

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cae_fast.config import Config
+from cae_fast.config import EXTEND_GATE, Config
 from cae_fast.score import DIRECTION, LAP_EPS, lens, robust_z
 from cae_fast.threshold import Decision, Threshold, decide, removed_segments, sanity_warnings
 
@@ -20,22 +20,27 @@ NEEDS = ("lapvar", "lens")
 
 
 def veto_on(cfg: Config) -> bool:
-    return cfg.veto > 0 and cfg.threshold == "mad"
+    """Whether ``decide_frames`` reads ``typicality`` (the veto, ``--extend`` or both)."""
+    return (cfg.veto > 0 or cfg.extend > 0) and cfg.threshold == "mad"
 
 
 def decide_frames(
     scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray | None = None
 ) -> Decision:
-    """``threshold.decide`` on ``scores[cfg.score]``, then the veto when ``veto_on(cfg)``, with the
+    """``threshold.decide`` on ``scores[cfg.score]``, then ``--extend`` and the veto when on, with the
     frames training used (``trained_on``, a bool mask; None: all) as what is ordinary. The warnings
     describe the final decision (the veto can, say, keep every frame the cut flagged)."""
     raw = scores[cfg.score]
     d = decide(raw, cfg.score, DIRECTION[cfg.score], cfg)
     if not veto_on(cfg):
         return d
-    v = apply_veto(d, typicality(scores, trained_on), cfg.veto)
-    v.warnings = sanity_warnings(np.asarray(raw), v, cfg)
-    return v
+    typical = typicality(scores, trained_on)
+    if cfg.extend > 0:  # first: the frames it adds are unusual, which the veto never keeps anyway
+        d = extend_runs(d, typical, cfg.extend)
+    if cfg.veto > 0:
+        d = apply_veto(d, typical, cfg.veto)
+    d.warnings = sanity_warnings(np.asarray(raw), d, cfg)
+    return d
 
 
 def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
@@ -50,6 +55,36 @@ def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = Non
     sharp = np.log(np.maximum(lapvar, 0.0) + LAP_EPS)
     place = scores["lens"] if "lens" in scores else lens(scores)
     return np.maximum(np.abs(robust_z(sharp, ref)), robust_z(place, ref))
+
+
+def extend_runs(d: Decision, typical: np.ndarray, z: float, gate: float = EXTEND_GATE) -> Decision:
+    """``d`` with each removed stretch grown over the contiguous frames beside it whose statistic
+    exceeds ``z`` and whose ``typicality`` exceeds ``gate``; the frames it adds are lifted to just
+    above the cut (statistic) and to the least dirty removed frame (filtered score), so rankings
+    agree with the decision. Only for a robust-z rule that removes frames above its cut."""
+    t = d.threshold
+    if t.stat is None or not t.flag_above:
+        raise ValueError(f"--extend needs a robust z removed above its cut, not {t.rule}")
+    removed = ~t.is_clean
+    joins = removed | ((t.stat > z) & (np.asarray(typical) > gate))
+    edges = np.diff(np.concatenate([[0], joins.astype(np.int8), [0]]))
+    grown = removed.copy()
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        if removed[a:b].any():
+            grown[a:b] = True
+    added = grown & ~removed
+    if not added.any():
+        return d
+    stat = np.where(added, np.maximum(t.stat, np.nextafter(t.delta, np.inf)), t.stat)
+    score_med = d.score_med
+    if d.direction:
+        dirt = -d.direction * np.asarray(score_med, np.float64)
+        score_med = -d.direction * np.where(added, np.maximum(dirt, dirt[removed].min()), dirt)
+    why = f"z > {z:g}, typicality > {gate:g} (--extend)"
+    rule = f"{t.rule}; {int(added.sum())} frame(s) added beside removed ones: {why}"
+    new_t = Threshold(t.delta, ~grown, rule, stat, t.stat_name, t.flag_above, t.in_score_units)
+    segments, peaks = removed_segments(~grown, stat, True)
+    return Decision(d.score, d.direction, d.ks, score_med, new_t, segments, peaks, list(d.warnings))
 
 
 def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from cae_fast.cli import build_parser, config_from_args
-from cae_fast.config import VETO_C, Config
+from cae_fast.config import EXTEND_GATE, EXTEND_Z, VETO_C, Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.models import build_model
 from cae_fast.score import robust_z, score_frames
 from cae_fast.threshold import decide
-from cae_fast.veto import NEEDS, apply_veto, decide_frames, typicality
+from cae_fast.veto import NEEDS, apply_veto, decide_frames, extend_runs, typicality
 
 
 def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():
@@ -93,6 +93,42 @@ def test_warnings_describe_the_decision_after_the_veto():
     assert not off.is_clean.all() and not any("removed no frames" in w for w in off.warnings)
     assert on.is_clean.all()
     assert any("removed no frames" in w for w in on.warnings)
+
+
+def test_extend_grows_removed_stretches_over_unusual_neighbours_only():
+    raw = np.zeros(400)
+    raw[100:120] = 10.0  # the part of a run the network sees
+    raw[120:150] = 1.5  # the rest of that run: above EXTEND_Z, under the cut
+    raw[60:100] = 1.5  # a clean margin before it, as weak
+    raw[300:330] = 1.5  # an unusual stretch touching no removed frame
+    typical = np.full(400, 0.5)
+    typical[100:150] = typical[300:330] = 5.0  # corrupted frames look unusual without the network
+    d, _ = _decision(raw)
+    assert not d.is_clean[100:120].any() and d.is_clean[120:150].all()
+    e = extend_runs(d, typical, EXTEND_Z)
+    removed = np.flatnonzero(~e.is_clean)
+    assert removed.min() == 100 and removed.max() == 149 and len(removed) == 50
+    assert e.segments.tolist() == [[100, 150]]
+    assert (e.stat[120:150] > e.threshold.delta).all()  # rankings agree with the decision
+    assert e.score_med[120:150].min() >= e.score_med[100:120].min()  # combo_rss: higher = dirtier
+    np.testing.assert_array_equal(e.stat[:100], d.stat[:100])
+    assert "30 frame(s) added" in e.threshold.rule and "--extend" in e.threshold.rule
+    assert extend_runs(d, typical, 2.0) is d  # 1.5 is under that z: nothing to add
+    typical[120:150] = EXTEND_GATE  # not above the gate
+    assert extend_runs(d, typical, EXTEND_Z) is d
+    paper = decide_frames({"pcc": 1 - raw / 100}, replace(_decision(raw)[1], score="pcc", threshold="paper"))
+    with pytest.raises(ValueError, match="--extend needs a robust z"):
+        extend_runs(paper, typical, EXTEND_Z)
+
+
+@pytest.mark.parametrize(
+    "argv, extend",
+    [([], EXTEND_Z), (["--extend", "0"], 0.0), (["--extend", "1.5"], 1.5), (["--paper"], 0.0),
+     (["--train-data", "builtin:digits"], 0.0)],
+)  # fmt: skip
+def test_extend_flag_and_where_it_is_off(argv, extend, tmp_path):
+    args = build_parser().parse_args(["--data", "builtin:digits", "--out", str(tmp_path / "r"), *argv])
+    assert config_from_args(args).extend == extend
 
 
 @pytest.mark.parametrize(
