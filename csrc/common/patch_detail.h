@@ -18,16 +18,28 @@ CAE_HD double as_double(T v) {
   }
 }
 
-// The Laplacian of the channel-mean (gray) image at interior pixel (i, j) of one [C, H, W] frame:
-// the mean over channels of each channel's 4-neighbour Laplacian (the Laplacian is linear).
+// The sum over channels at pixel (i, j) of one [C, H, W] frame: the gray value times c.
+template <typename T>
+CAE_HD double channel_sum_at(const T* img, int64_t c, int64_t h, int64_t w, int64_t i, int64_t j) {
+  double s = 0.0;
+  for (int64_t ch = 0; ch < c; ++ch) s += as_double(img[(ch * h + i) * w + j]);
+  return s;
+}
+
+// The 4-neighbour Laplacian of the gray image from channel sums, scaled by inv_c = 1 / c. The CPU
+// kernel feeds it from buffered rows of channel sums, the CUDA kernel from direct reads: the same
+// arithmetic in the same order, so both give the same value.
+CAE_HD double gray_laplacian(double up, double down, double left, double right, double centre,
+                             double inv_c) {
+  return (up + down + left + right - 4.0 * centre) * inv_c;
+}
+
+// gray_laplacian at interior pixel (i, j), reading the frame directly.
 template <typename T>
 CAE_HD double gray_laplacian_at(const T* img, int64_t c, int64_t h, int64_t w, int64_t i, int64_t j) {
-  double s = 0.0;
-  for (int64_t ch = 0; ch < c; ++ch) {
-    const T* p = img + (ch * h + i) * w + j;
-    s += as_double(p[-w]) + as_double(p[w]) + as_double(p[-1]) + as_double(p[1]) - 4.0 * as_double(p[0]);
-  }
-  return s / double(c);
+  return gray_laplacian(channel_sum_at(img, c, h, w, i - 1, j), channel_sum_at(img, c, h, w, i + 1, j),
+                        channel_sum_at(img, c, h, w, i, j - 1), channel_sum_at(img, c, h, w, i, j + 1),
+                        channel_sum_at(img, c, h, w, i, j), 1.0 / double(c));
 }
 
 // The rows (or columns) of tile g of size patch that have all four neighbours inside an image of
