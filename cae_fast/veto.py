@@ -5,6 +5,9 @@ rare but clean scenery (a stretch of pale buildings, trees close by) changes nei
 network reconstructs it badly, most of all when the trimming judgement left it out of training
 (README "Detection quality", items 5, 10 and 13). ``typicality`` measures both with no model:
 the log variance of the Laplacian and ``lens``, each in robust z against the frames training used.
+The same measure also completes removed runs (``--extend``, ``extend_runs``): a frame beside a
+removed stretch goes with it when the network ranks it high-ish and it is plainly unusual without
+the network (item 14).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def decide_frames(
         d = extend_runs(d, typical, cfg.extend)
     if cfg.veto > 0:
         d = apply_veto(d, typical, cfg.veto)
+    d.typicality = np.asarray(typical)  # saved in the npz whichever of the two read it
     d.warnings = sanity_warnings(np.asarray(raw), d, cfg)
     return d
 

@@ -72,6 +72,11 @@ def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
     on = decide_frames(scores, replace(cfg, veto=1.0))
     assert not off.is_clean[50:80].any()
     assert on.is_clean[50:80].sum() > off.is_clean[50:80].sum()
+    # typicality is saved whenever it was read: by the veto, by --extend alone, not when neither is on
+    want = typicality(scores)
+    np.testing.assert_array_equal(on.arrays()["typicality"], want)
+    np.testing.assert_array_equal(off.arrays()["typicality"], want)  # --extend on by default
+    assert "typicality" not in decide_frames(scores, replace(cfg, veto=0.0, extend=0.0)).arrays()
     pcc = 1 - rng.uniform(0, 0.1, n)
     paper = decide_frames({**scores, "pcc": pcc}, replace(cfg, score="pcc", threshold="paper"))
     assert "--veto" not in paper.threshold.rule
