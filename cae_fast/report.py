@@ -6,6 +6,8 @@
 - ``hist.png`` and ``roc.png`` when labels are known: clean vs dirty distributions, ROC curves
   (overall and per corruption kind);
 - ``extremes.png``: original / reconstruction / |residual| of the most and least anomalous frames;
+- ``segments.png``: first, middle and last frame of the longest removed segments: dirt on the lens,
+  or rare scenery the trimming left out of training (README "Detection quality", item 15)?
 - ``training.png``: L_rec, L_ref and mean ||z|| per epoch from the run's ``train_log.jsonl``.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas, never through
@@ -203,10 +205,39 @@ def plot_extremes(path: Path, ex: Extremes, score: str, labels) -> None:
     for r, name in enumerate(("original", "reconstruction", "|residual|")):
         axes[r, 0].set_ylabel(name, fontsize=8)
     for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     fig.suptitle(f"most anomalous (left) and least anomalous (right) frames by {score}; "
                  f"|residual| on one scale, 0..{vmax:.3f}", fontsize=9)  # fmt: skip
+    _save(fig, path)
+
+
+# Removed segments shown in segments.png: the longest, drawn in frame order.
+N_SEGMENTS_SHOWN = 8
+
+
+def longest_segments(segments: np.ndarray, n: int) -> np.ndarray:
+    """Positions in ``segments`` (``(K, 2)`` [start, end)) of the ``n`` longest, in frame order."""
+    seg = np.asarray(segments).reshape(-1, 2)
+    return np.sort(np.argsort(seg[:, 1] - seg[:, 0], kind="stable")[::-1][:n])
+
+
+def plot_segments(path: Path, frames: np.ndarray, d: Decision, trained_on: np.ndarray | None) -> None:
+    seg = np.asarray(d.segments)
+    shown = longest_segments(seg, N_SEGMENTS_SHOWN)
+    fig = _figure(5.2, 1.35 * len(shown) + 0.5)
+    axes = fig.subplots(len(shown), 3, squeeze=False)
+    for r, s in enumerate(shown.tolist()):
+        a, b = (int(v) for v in seg[s])
+        for c, i in enumerate((a, (a + b - 1) // 2, b - 1)):  # first, middle, last frame
+            axes[r, c].imshow(frames[i], interpolation="nearest")
+            axes[r, c].set_title(f"#{i}", fontsize=6, pad=2)
+        info = f"{a}..{b}\n{b - a} frames\npeak {d.segment_peak[s]:.3g}"
+        if trained_on is not None:
+            info += f"\n{np.mean(trained_on[a:b]):.0%} trained on"
+        axes[r, 0].set_ylabel(info, fontsize=6, rotation=0, ha="right", va="center")
+    for ax in axes.ravel():
+        ax.set(xticks=[], yticks=[])
+    fig.suptitle(f"the {len(shown)} longest of {len(seg)} removed segments, in frame order", fontsize=8)
     _save(fig, path)
 
 
@@ -254,12 +285,14 @@ def write_report(
     train_log: list[dict] | None = None,
     summary: Sequence[str] = (),
     trained_on: np.ndarray | None = None,
+    frames: np.ndarray | None = None,
 ) -> Path:
     """All plots that the inputs allow, and ``report.html`` listing them; returns the html path.
 
     ``series``: name -> per-frame dirtiness for the ROC curves (needs ``labels``); ``summary``:
     lines of text shown at the top (what was run, what was removed); ``trained_on``: the frames the
-    network's last epoch trained on, marked on the score plot.
+    network's last epoch trained on, marked on the score plot and listed per removed segment;
+    ``frames``: the ``(N, S, S, 3)`` uint8 images, for ``segments.png``.
     """
     folder = Path(out_dir) / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -277,10 +310,13 @@ def write_report(
     if extremes is not None and len(extremes.indices):
         plot_extremes(folder / "extremes.png", extremes, decision.score, labels)
         images.append(("extremes.png", "Most and least anomalous frames"))
+    if frames is not None and len(decision.segments):
+        plot_segments(folder / "segments.png", frames, decision, trained_on)
+        images.append(("segments.png", "What the longest removed segments look like"))
     if train_log:
         plot_training(folder / "training.png", train_log)
         images.append(("training.png", "Training curves"))
-    page = render_html(decision, images, metrics, summary)
+    page = render_html(decision, images, metrics, summary, trained_on)
     path = folder / HTML_NAME
     atomic_write_bytes(path, page.encode())
     return path
@@ -291,7 +327,11 @@ def _fmt(v) -> str:
 
 
 def render_html(
-    d: Decision, images: list[tuple[str, str]], metrics: dict | None, summary: Sequence[str]
+    d: Decision,
+    images: list[tuple[str, str]],
+    metrics: dict | None,
+    summary: Sequence[str],
+    trained_on: np.ndarray | None = None,
 ) -> str:
     """One page: summary, warnings, the metrics table, removed segments, the plots (relative links)."""
     e = html.escape
@@ -310,13 +350,17 @@ def render_html(
     parts.append(f"<h2>Removed segments ({len(d.segments)})</h2>")
     if len(d.segments):
         name = e(d.threshold.stat_name or d.score)
+        known = trained_on is not None
         rows = "".join(
-            f"<tr><td>{a}</td><td>{b}</td><td>{b - a}</td><td>{p:.4g}</td></tr>"
+            f"<tr><td>{a}</td><td>{b}</td><td>{b - a}</td><td>{p:.4g}</td>"
+            + (f"<td>{np.mean(trained_on[a:b]):.0%}</td>" if known else "")
+            + "</tr>"
             for (a, b), p in zip(d.segments[:50].tolist(), d.segment_peak[:50], strict=False)
         )
         more = f"<p>... {len(d.segments) - 50} more in filter_result.npz</p>" if len(d.segments) > 50 else ""
-        parts.append(f"<table><tr><th>start</th><th>end (excl.)</th><th>frames</th><th>peak {name}</th></tr>"
-                     f"{rows}</table>{more}")  # fmt: skip
+        head = "<th>start</th><th>end (excl.)</th><th>frames</th><th>peak " + name + "</th>"
+        head += "<th>trained on</th>" if known else ""
+        parts.append(f"<table><tr>{head}</tr>{rows}</table>{more}")
     for file, caption in images:
         parts.append(f"<h2>{e(caption)}</h2><img src='{e(file)}' alt='{e(caption)}'>")
     parts.append("</body></html>\n")

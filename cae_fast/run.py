@@ -175,7 +175,7 @@ def run(cfg: Config, say=print) -> dict:
             page = write_report(out, raw, decision, labels=labels, kinds=kinds, kind_names=frames.kind_names,
                                 series=series, metrics=metrics, extremes=extremes,
                                 train_log=read_train_log(log_dir / LOG_NAME), summary=summary,
-                                trained_on=arrays.get("trained_on"))  # fmt: skip
+                                trained_on=arrays.get("trained_on"), frames=frames.images)  # fmt: skip
     except OSError as exc:
         raise InputError(out, f"cannot write results ({exc.strerror or exc})") from None
     lines = [*summary, *format_segments(decision), *(f"warning: {w}" for w in decision.warnings)]

@@ -10,7 +10,7 @@ import numpy as np
 from cae_fast.config import Config
 from cae_fast.evaluate import evaluate, evaluation_series
 from cae_fast.extremes import Extremes, pick_extremes
-from cae_fast.report import read_train_log, write_report
+from cae_fast.report import longest_segments, plot_segments, read_train_log, write_report
 from cae_fast.threshold import decide
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -57,12 +57,15 @@ def test_report_writes_every_plot_and_links_them(tmp_path):
     )
     log = read_train_log(log_path)
     assert [r["epoch"] for r in log] == [1, 2]
+    frames = rng.integers(0, 256, (len(raw), 16, 16, 3), dtype=np.uint8)
+    trained_on = np.ones(len(raw), bool)
+    trained_on[d.segments[0][0] :] = False  # the first removed segment on: never trained on
     page = write_report(tmp_path, raw, d, labels=labels, kinds=kinds, kind_names=("raindrop", "fog"),
                         series=series, metrics=metrics, extremes=ex, train_log=log,
-                        summary=["kept <many> frames"])  # fmt: skip
+                        summary=["kept <many> frames"], trained_on=trained_on, frames=frames)  # fmt: skip
     folder = tmp_path / "report"
     assert page == folder / "report.html"
-    expected = {"scores.png", "hist.png", "roc.png", "extremes.png", "training.png"}
+    expected = {"scores.png", "hist.png", "roc.png", "extremes.png", "segments.png", "training.png"}
     assert {p.name for p in folder.iterdir()} == expected | {"report.html"}  # nothing temporary left
     for name in expected:
         data = (folder / name).read_bytes()
@@ -72,6 +75,8 @@ def test_report_writes_every_plot_and_links_them(tmp_path):
     assert "kept &lt;many&gt; frames" in html  # text is escaped
     assert "raindrop" in html and "fog" in html and f"{metrics['roc_auc']:.3f}" in html
     assert f"<td>{d.segments[0][0]}</td>" in html
+    # each removed segment says how much of it the network trained on: none of either here
+    assert "<th>trained on</th>" in html and html.count("<td>0%</td>") == len(d.segments) == 2
     assert "warning: a &lt;made-up&gt; warning" in html
 
 
@@ -80,7 +85,23 @@ def test_report_without_labels_or_training_has_only_what_it_can_show(tmp_path):
     d = decide(raw, "pcc", +1, Config(median_k=(5,)))
     page = write_report(tmp_path, raw, d)
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"scores.png", "report.html"}
-    assert "Evaluation" not in page.read_text()
+    assert "Evaluation" not in page.read_text() and "trained on" not in page.read_text()
+
+
+def test_segments_picture_picks_the_longest_removed_segments_in_frame_order(tmp_path):
+    segments = np.array([[20, 32], [100, 130], [250, 270], [300, 330]])
+    assert longest_segments(segments, 2).tolist() == [1, 3]  # equal lengths: the earlier first
+    assert longest_segments(segments, 3).tolist() == [1, 2, 3]
+    assert longest_segments(segments, 9).tolist() == [0, 1, 2, 3]
+    assert longest_segments(np.zeros((0, 2), np.int64), 8).tolist() == []
+    raw = np.full(400, 0.9, np.float32)
+    for a, b in segments.tolist():
+        raw[a:b] = 0.5
+    d = decide(raw, "pcc", +1, Config(median_k=(1,), threshold="fixed", fixed=0.7))
+    assert d.segments.tolist() == segments.tolist()
+    frames = np.zeros((400, 8, 8, 3), np.uint8)
+    plot_segments(tmp_path / "s.png", frames, d, np.zeros(400, bool))
+    assert (tmp_path / "s.png").read_bytes().startswith(PNG_MAGIC)
 
 
 def test_score_plot_marks_the_frames_left_out_of_training(tmp_path):
