@@ -178,7 +178,8 @@ def run(cfg: Config, say=print) -> dict:
                                 trained_on=arrays.get("trained_on"), frames=frames.images)  # fmt: skip
     except OSError as exc:
         raise InputError(out, f"cannot write results ({exc.strerror or exc})") from None
-    lines = [*summary, *format_segments(decision), *(f"warning: {w}" for w in decision.warnings)]
+    segments = format_segments(decision, trained_on=arrays.get("trained_on"))
+    lines = [*summary, *segments, *(f"warning: {w}" for w in decision.warnings)]
     for line in (
         lines + (ev.format_table(metrics) if metrics else []) + ([f"report: {page}"] if cfg.report else [])
     ):

@@ -335,15 +335,17 @@ def format_decision(d: Decision, mode: str) -> list[str]:
     ]
 
 
-def format_segments(d: Decision, first: int = 5) -> list[str]:
-    """A few lines listing the removed segments (the first ``first``), for printing."""
+def format_segments(d: Decision, first: int = 5, trained_on: np.ndarray | None = None) -> list[str]:
+    """A few lines listing the removed segments (the first ``first``), for printing; with
+    ``trained_on`` (bool per frame), how much of each segment the network trained on."""
     s = d.segments
     if not len(s):
         return ["removed segments: none"]
     name = d.threshold.stat_name or d.score + "_med"
     lines = [f"removed segments: {len(s)} ([start, end) frame index, peak {name}):"]
     for (a, b), peak in zip(s[:first], d.segment_peak[:first], strict=False):
-        lines.append(f"  {a:>7d} .. {b:<7d} ({b - a:>5d} frames)  peak {peak:.4g}")
+        seen = "" if trained_on is None else f", {np.mean(trained_on[a:b]):.0%} trained on"
+        lines.append(f"  {a:>7d} .. {b:<7d} ({b - a:>5d} frames)  peak {peak:.4g}{seen}")
     if len(s) > first:
         lines.append(f"  ... and {len(s) - first} more (all in filter_result.npz 'segments')")
     return lines

@@ -168,6 +168,10 @@ def test_removed_frames_scoring_cleaner_are_flagged_as_wrong_direction():
     assert not d.threshold.is_clean[105:155].any()
     assert any("higher pcc" in w and "wrong way" in w for w in d.warnings), d.warnings
     lines = format_segments(d)
-    assert "removed segments: 1" in lines[0] and "100" in lines[1]
+    assert "removed segments: 1" in lines[0] and "100" in lines[1] and "trained on" not in lines[1]
+    seen = np.arange(400) < 130  # the network trained on the first 30 frames of the segment
+    a, b = d.segments[0]
+    share = np.mean(seen[a:b])
+    assert 0 < share < 1 and format_segments(d, trained_on=seen)[1] == f"{lines[1]}, {share:.0%} trained on"
     ok = decide(s[::-1] * -1 + 1.8, "pcc", +1, Config(threshold="mad", median_k=(5,)))  # now a dip
     assert len(ok.segments) == 1 and ok.warnings == []

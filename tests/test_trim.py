@@ -151,6 +151,8 @@ def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tin
     assert (~trained_on).sum() == left_out > 0
     removed = int((~trained_on & ~res["is_clean"]).sum())
     assert f"left out of training by the trimming (--trim-k): {left_out} frames, {removed} of them" in out
+    a, b = res["segments"][0]  # each printed segment says how much of it the network trained on
+    assert f"{b - a:>5d} frames)" in out and f"{np.mean(trained_on[a:b]):.0%} trained on" in out
     # The veto's measure is saved, and no frame it calls ordinary is removed.
     assert res["typicality"].shape == (n,) and res["is_clean"][res["typicality"] <= VETO_C].all()
 
