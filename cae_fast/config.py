@@ -29,17 +29,17 @@ DELTA_MARGIN = 0.05
 ENCODER_CHANNELS = (32, 64, 128, 256)  # one stride-2 conv per entry: total stride 16
 MEDIAN_MODE = "reflect"  # median filter edges as scipy.ndimage names them: d c b a | a b c d | d c b a
 SEED = 0
-# Detection defaults, chosen by measurement on the built-in benchmark (README "Detection quality"):
+# Detection defaults, chosen by measurement on the built-in benchmark (docs/detection.md):
 # the paper's PCC + median(PCC_med) - 0.05 removed none of the fog, glare, blur or mud frames there.
 # combo_rss (all failure modes' evidence together) over combo (the loudest one alone): measured
-# on the same networks (README "Detection quality", item 6).
+# on the same networks (docs/detection.md, item 6).
 SCORE = "combo_rss"
 THRESHOLD = "mad"
 MEDIAN_KS = (21, MEDIAN_K)  # a 101-frame filter alone erases runs shorter than ~50 frames
 # With several filter lengths, a longer one flags a frame only where the shortest one's robust z
 # already exceeds this: it catches weak long runs but not the clean frames next to a run, whose
 # long-window median the run drags up (64 px benchmark: 1.5-2.5 points more clean frames kept,
-# no dirty frame lost; README "Detection quality").
+# no dirty frame lost; docs/detection.md, item 3).
 LONG_FILTER_GATE = 1.0
 # The published recipe as a whole (--paper): the paper-exact row of every comparison.
 PAPER_SCORE, PAPER_THRESHOLD, PAPER_MEDIAN_KS = "pcc", "paper", (MEDIAN_K,)
@@ -52,7 +52,7 @@ PAPER_SCORE, PAPER_THRESHOLD, PAPER_MEDIAN_KS = "pcc", "paper", (MEDIAN_K,)
 # 0.80 after 3), hence the first judgement after 2. The second, by a network that spent an epoch
 # without the doubtful frames, sees the runs it left out more sharply and takes back clean frames
 # that only a younger network doubted. Not every epoch: a later re-judgement let part of a raindrop
-# run back in (64 px seed 4: 25% of it trusted, 77% removed). README "Detection quality".
+# run back in (64 px seed 4: 25% of it trusted, 77% removed). docs/detection.md, item 1.
 TRIM_SCORE = "combo"  # the loudest term, not combo_rss: summed evidence left out more clean frames (item 6)
 TRIM_K = 1.5
 TRIM_AT = (2, 3)
@@ -62,7 +62,7 @@ TRIM_AT = (2, 3)
 # soon after, whatever the length of the sequence. 64 px benchmark, 20% dirty: at 2,400 frames,
 # 6 epochs passed 4 of 4 sequences where 12 or 20 passed 1 of 4; at 9,600 frames, 6 passes over
 # every frame passed 0 of 12 (70% of the runs caught) where 6 epochs of 2,400 frames passed 5 of
-# 12 (90%). README "Detection quality", item 4. The paper's EPOCHS passes: --paper, --train-data.
+# 12 (90%). docs/detection.md, item 4. The paper's EPOCHS passes: --paper, --train-data.
 TRAIN_EPOCHS = 6
 EPOCH_FRAMES = 2400
 SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than training)
@@ -73,7 +73,7 @@ MAD_K = 2.25
 # sharp and its places as coloured as the frames training used (veto.typicality <= VETO_C robust
 # standard deviations). Much of the rare clean scenery the trimming left out passes that check,
 # almost no corrupted frame of the benchmark does (1.6% of the left-out ones). 1.0 of 1.0/1.25/1.5
-# on 115 saved trainings, then a test written down beforehand: README "Detection quality", item 13.
+# on 115 saved trainings, then a test written down beforehand: docs/detection.md, item 13.
 # Off (0) for --paper and --train-data (a test set of unrelated images has no frames "training
 # used" and no places).
 VETO_C = 1.0
@@ -81,7 +81,7 @@ VETO_C = 1.0
 # seen without the network, they are far from ordinary (typicality > EXTEND_GATE): a weak part of a
 # corrupted run (a blur run the network ranks at z 1-2 has typicality 3-5) goes with the run, a clean
 # margin (typicality mostly below 2.5) does not. Chosen on 16 trainings, then a test written down
-# beforehand: README "Detection quality", item 14. Off (0) wherever the veto is.
+# beforehand: docs/detection.md, item 14. Off (0) wherever the veto is.
 EXTEND_Z = 1.0
 EXTEND_GATE = 3.0
 ARCH = "cae"  # the paper's network; models.ARCHS lists the others (--arch)
@@ -133,7 +133,7 @@ class Config:
     epoch_frames: int | None = EPOCH_FRAMES
     # Train on a fixed random subset of this many frames (None: all); every frame is still judged
     # by the trimming and scored. Bounds the cost on very large sets; how it compares with
-    # epoch_frames on long sequences is measured in README "Detection quality", item 4.
+    # epoch_frames on long sequences is measured in docs/detection.md, item 4.
     train_frames: int | None = None
     batch_size: int = BATCH_SIZE
     lr: float = LR

@@ -3,7 +3,7 @@ network involved. A camera on a vehicle sees sky at the top and road at the bott
 what sits on the lens (mud, a water film, glare) changes the same places for as long as it stays.
 A fixed overlay is also the easiest thing for the CAE to reproduce once it trains on it, and the
 trimming judgement, made after two epochs, had already trusted most of the mud runs the default
-then missed (README "Detection quality", item 12); the input still shows them plainly against a
+then missed (docs/detection.md, item 12); the input still shows them plainly against a
 running per-place baseline.
 
 Inputs are the per-tile colour means of each frame (``tile_rgb``, ``(N, 3 * G * G)`` on the 0-1

@@ -257,7 +257,7 @@ def combo_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
     structure the CAE cannot reproduce (drops, noise); the detail ratios, of the whole frame and
     of its median tile, catch what removes structure, which a plain reconstruction error scores as
     *cleaner* (the failure of the published reproduction); ``local`` catches what covers part of
-    the frame (mud, dirt). See README, "Detection quality".
+    the frame (mud, dirt). See docs/detection.md, items 2 and 6.
     """
     return np.stack(
         [
@@ -283,7 +283,7 @@ def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
 
     A corrupted frame often raises two terms part of the way (a weak raindrop run: ssim_excess and
     local) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
-    the same. Measured against ``combo`` on the same networks (README, "Detection quality", item 6).
+    the same. Measured against ``combo`` on the same networks (docs/detection.md, item 6).
     ``lens`` sees what sits on the lens even where the network learned to reproduce it (item 12);
     it is left out of ``combo``, the trimming judgement's score, which was measured without it."""
     z = np.maximum(combo_terms(scores), 0.0)

@@ -36,7 +36,7 @@ CHECKPOINT_FORMAT = 1
 # The network as it was at the first trimming judgement, after TRIM_AT[0] epochs on every frame:
 # it has not yet learned the corrupted runs that training on the trusted frames later lets back in
 # (a mud run re-admitted by the second judgement). --score combo_ens averages the two networks'
-# combo_rss; measured not better than the final network alone (README "Detection quality", item 7).
+# combo_rss; measured not better than the final network alone (docs/detection.md, item 7).
 EARLY_KEY = "early_model"
 
 

@@ -3,7 +3,7 @@ it looks like the frames training used. Every corruption kind of the benchmark c
 frame is (blur, fog, noise, water) or what colour some place of it has (mud, glare, fog, drops);
 rare but clean scenery (a stretch of pale buildings, trees close by) changes neither, yet the
 network reconstructs it badly, most of all when the trimming judgement left it out of training
-(README "Detection quality", items 5, 10 and 13). ``typicality`` measures both with no model:
+(docs/detection.md, items 5, 10 and 13). ``typicality`` measures both with no model:
 the log variance of the Laplacian and ``lens``, each in robust z against the frames training used.
 The same measure also completes removed runs (``--extend``, ``extend_runs``): a frame beside a
 removed stretch goes with it when the network ranks it high-ish and it is plainly unusual without
