@@ -1,6 +1,7 @@
 """End-to-end throughput with the default network (channels 32,64,128,256, latent 256): training
 at 64x64 and 224x224 with compiled vs reference ops, the share of an epoch spent on L_ref and the
-H_ref rebuild, scoring with fused vs reference ops, and the data loader against the training step.
+H_ref rebuild, scoring with fused vs reference ops, the default score's passes against the
+network's forward at 224x224, and the data loader against the training step.
 Every figure is measured in this run; asserts are on ratios only.
 
     pytest benchmarks/test_bench_e2e.py -s
@@ -26,7 +27,7 @@ from cae_fast.encode import encode_frames
 from cae_fast.losses import rec_loss, ref_loss
 from cae_fast.models import build_model
 from cae_fast.ops import reference
-from cae_fast.score import score_frames
+from cae_fast.score import COMBINED, SCORERS, Batch, score_frames
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -185,6 +186,39 @@ def test_score_throughput_fused_vs_reference(benchmark, monkeypatch, tmp_path):
         f"\nscoring {SIZE}x{SIZE} (pcc+mse, model forward included): fused {fps_fused:.0f} frames/s, "
         f"reference {fps_ref:.0f} frames/s ({fps_fused / fps_ref:.2f}x)"
     )
+
+
+# The default score's per-batch passes (every fused op and pooling it reads) against the network's
+# forward pass at the paper's frame size: scoring 10^5-10^6 frames should cost about one forward each.
+MAX_SCORE_PASS_SHARE = 0.25
+
+
+def test_score_passes_cost_little_beside_the_forward(benchmark):
+    """At 224x224 the passes of the default score (pcc/mse too) take a small share of the forward."""
+    cfg = _cfg(image_size=224)
+    model = build_model(cfg).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(16, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    inputs = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        recon, z = model(inputs)
+    batch = Batch(x, recon.float().contiguous(), z.float().contiguous(), slice(0, 16), None)
+    names = ("pcc", "mse", *COMBINED[cfg.score][0])
+    scorers = list(dict.fromkeys(SCORERS[n] for n in names))
+    assert len(scorers) >= 5, scorers  # pcc_mse, frame_stats, patch_mse, tile_rgb, patch_detail
+
+    def passes():
+        return [s(batch) for s in scorers]
+
+    with torch.no_grad():
+        t = interleaved_best({"forward": lambda: model(inputs), "passes": passes}, rounds=3)
+    benchmark.pedantic(lambda: None, rounds=1)
+    share = t["passes"] / t["forward"]
+    benchmark.extra_info.update(forward_s=t["forward"], passes_s=t["passes"], share=share)
+    print(
+        f"\nscoring 224x224, 16 frames, one thread: forward {t['forward'] * 1e3:.0f} ms, "
+        f"{len(scorers)} score passes {t['passes'] * 1e3:.0f} ms ({share:.0%} of the forward)"
+    )
+    assert share <= MAX_SCORE_PASS_SHARE
 
 
 def test_loader_outpaces_training_step(benchmark, tmp_path):
