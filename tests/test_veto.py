@@ -126,24 +126,16 @@ def test_extend_grows_removed_stretches_over_unusual_neighbours_only():
         extend_runs(paper, typical, EXTEND_Z)
 
 
+@pytest.mark.parametrize("flag, default", [("extend", EXTEND_Z), ("veto", VETO_C)])
 @pytest.mark.parametrize(
-    "argv, extend",
-    [([], EXTEND_Z), (["--extend", "0"], 0.0), (["--extend", "1.5"], 1.5), (["--paper"], 0.0),
+    "argv, expected",
+    [([], None), (["--{flag}", "0"], 0.0), (["--{flag}", "1.5"], 1.5), (["--paper"], 0.0),
      (["--train-data", "builtin:digits"], 0.0)],
 )  # fmt: skip
-def test_extend_flag_and_where_it_is_off(argv, extend, tmp_path):
+def test_extend_and_veto_flags_and_where_they_are_off(flag, default, argv, expected, tmp_path):
+    argv = [a.format(flag=flag) for a in argv]
     args = build_parser().parse_args(["--data", "builtin:digits", "--out", str(tmp_path / "r"), *argv])
-    assert config_from_args(args).extend == extend
-
-
-@pytest.mark.parametrize(
-    "argv, veto",
-    [([], VETO_C), (["--veto", "0"], 0.0), (["--veto", "1.5"], 1.5), (["--paper"], 0.0),
-     (["--train-data", "builtin:digits"], 0.0)],
-)  # fmt: skip
-def test_veto_flag_and_where_it_is_off(argv, veto, tmp_path):
-    args = build_parser().parse_args(["--data", "builtin:digits", "--out", str(tmp_path / "r"), *argv])
-    assert config_from_args(args).veto == veto
+    assert getattr(config_from_args(args), flag) == (default if expected is None else expected)
 
 
 def test_robust_z_against_a_reference_set():
