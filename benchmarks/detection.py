@@ -329,18 +329,20 @@ def main(argv: list[str] | None = None) -> int:
         ).resolved()
         name = f"seed {seed}" + ("" if train_seed == seed else f", training seed {train_seed}")
         tag = f"{seed}" + ("" if train_seed == seed else f"_train{train_seed}")
-        res, (nets, _, sc, _, _), data = run_sequence(spec, cfg, out, configs)
+        res, (nets, _, sc, _, trained_on), data = run_sequence(spec, cfg, out, configs)
         n_rows = len(res)
         for label, m in res.items():
             summary.append(summary_row(f"{a.size}², {name}, {label}", m))
             passes[label].append(f"{name}: {'pass' if meets_acceptance(m) else 'fail'}")
         everything[name] = res
-        _save_npz(out / f"scores_{mix}_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **sc)
+        # trained_on: the veto's reference, so a saved training can be judged again offline as the tool would.
+        extra = {} if trained_on is None else {"trained_on": trained_on}
+        _save_npz(out / f"scores_{mix}_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **extra, **sc)
         if not a.no_raw:
             raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, nets, cfg, spec))
         if not a.no_shuffled:
             shuffled = tuple(c for c in configs if c[0] != "paper-exact")
-            res_s, (_, _, sc_s, _, _), data_s = run_sequence(
+            res_s, (_, _, sc_s, _, trained_s), data_s = run_sequence(
                 replace(spec, shuffle=True), replace(cfg, median_k=(1,)), out, shuffled
             )
             n_rows += len(res_s)
@@ -348,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                 summary.append(summary_row(f"{a.size}², {name}, shuffled, {label}", m))
             everything[f"{name} shuffled"] = res_s
             shuffled_npz = out / f"scores_{mix}_seed{tag}_shuffled.npz"
-            _save_npz(shuffled_npz, labels=data_s.labels, kinds=data_s.kinds, **sc_s)
+            extra_s = {} if trained_s is None else {"trained_on": trained_s}
+            _save_npz(shuffled_npz, labels=data_s.labels, kinds=data_s.kinds, **extra_s, **sc_s)
         print("\n".join(summary[-n_rows:]), flush=True)
     accept = [
         f"{label}: {sum(v.endswith('pass') for v in verdicts)} of {len(verdicts)} trainings on temporal "

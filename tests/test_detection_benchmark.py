@@ -71,12 +71,15 @@ def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
     assert detection.mix_tag(64, 4800, paper, (40, 120)) != detection.mix_tag(64, 4800, bench, (40, 120))
     assert detection.mix_tag(64, 2400, bench, (40, 120)) != detection.mix_tag(64, 2400, bench, (20, 200))
     # one short run end to end: every output is named by its mix and holds that mix
-    args = "--size 32 --frames 120 --run-length 8,12 --epochs 1 --seeds 1 --configs default"
+    args = "--size 32 --frames 120 --run-length 8,12 --epochs 3 --seeds 1 --configs default"
     args += " --no-shuffled --no-raw --latent-dim 64"
     assert detection.main([*args.split(), "--out", str(tmp_path)]) == 0
-    tag = detection.mix_tag(32, 120, bench, (8, 12)) + "_epochs1_latentdim64"
+    tag = detection.mix_tag(32, 120, bench, (8, 12)) + "_epochs3_latentdim64"
     scores = np.load(tmp_path / f"scores_{tag}_seed1.npz")
     assert (scores["labels"] == 1).mean() == pytest.approx(bench, abs=0.05)
+    # the frames training drew from after its judgement (epoch 2 of 3): the veto's reference, saved
+    # so that the training can be judged again offline as the tool judges it
+    assert scores["trained_on"].shape == (120,) and scores["trained_on"].dtype == bool
     text = (tmp_path / f"detection_{tag}.md").read_text()
     assert text.startswith("size 32, 120 frames (20.0% dirty")
     assert "m_ref 256, latent 64, channels 32,64,128,256\n" in text  # the head names the network's size
