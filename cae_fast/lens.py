@@ -8,7 +8,10 @@ running per-place baseline.
 
 Inputs are the per-tile colour means of each frame (``tile_rgb``, ``(N, 3 * G * G)`` on the 0-1
 scale, from the scoring pass), in frame order; ``score.lens`` turns ``deviation`` into robust z
-per tile position, as ``local`` does with the CAE's tile errors.
+per tile position, as ``local`` does with the CAE's tile errors, after ``persistent`` has kept of
+each tile's deviation only what lasts: what sits on the lens stays put for the whole run, while a
+tree, a building or a car passing through a tile moves on within a few frames (docs/detection.md,
+item 18).
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ def baseline(tiles: np.ndarray, window: int = LENS_WINDOW, stride: int = LENS_ST
     k = min(k, sub.shape[0] if sub.shape[0] % 2 else sub.shape[0] - 1)
     med = np.stack([median_filter_1d(col, k, "nearest") for col in sub.T], axis=1)
     return np.repeat(med, stride, axis=0)[:n]
+
+
+def persistence(median_ks: tuple[int, ...], n: int) -> int:
+    """The number of frames a deviation must last to count: the shortest median filter the cut
+    uses (a run shorter than that is not looked for), shrunk to an odd number <= ``n``. 1 (no
+    filter) for data that is not a sequence (``--median-k 1``): neighbours in index order mean
+    nothing there."""
+    k = min(median_ks) if median_ks else 1
+    return max(1, min(k, n if n % 2 else n - 1))
+
+
+def persistent(dev: np.ndarray, k: int) -> np.ndarray:
+    """Each column (tile) of ``dev`` ``(N, tiles)`` replaced by its running median over ``k`` frames
+    ("nearest" at the ends): a tile keeps a deviation only where it lasts about k / 2 frames or more."""
+    if k <= 1:
+        return dev
+    return np.stack([median_filter_1d(col, k, "nearest") for col in np.asarray(dev).T], axis=1)
 
 
 def deviation(tiles: np.ndarray) -> np.ndarray:

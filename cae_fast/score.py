@@ -21,6 +21,8 @@ from cae_fast.data import FrameDataset, to_float
 from cae_fast.data.cache import release_rows
 from cae_fast.encode import encode_frames
 from cae_fast.lens import deviation as lens_deviation
+from cae_fast.lens import persistence as lens_persistence
+from cae_fast.lens import persistent as lens_persistent
 from cae_fast.model import CAE
 
 
@@ -188,10 +190,11 @@ def local(scores: dict[str, np.ndarray]) -> np.ndarray:
     return _worst_tiles(np.log(scores["patch_err"].astype(np.float64) + LOCAL_EPS))
 
 
-def lens(scores: dict[str, np.ndarray]) -> np.ndarray:
+def lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     """The model-free term: each tile's colour distance from its running per-place baseline
-    (``cae_fast.lens``), scored as ``local`` scores tile errors. Higher = dirtier."""
-    return _worst_tiles(lens_deviation(scores["tile_rgb"]))
+    (``cae_fast.lens``), kept where it lasts ``persist`` frames (``lens.persistent``; 1: every
+    frame on its own), scored as ``local`` scores tile errors. Higher = dirtier."""
+    return _worst_tiles(lens_persistent(lens_deviation(scores["tile_rgb"]), persist))
 
 
 def _worst_tiles(e: np.ndarray) -> np.ndarray:
@@ -292,8 +295,9 @@ def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
 
-# Scores computed from other scores over the whole sequence: name -> (inputs, function).
-COMBINED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
+# Scores computed from other scores over the whole sequence: name -> (inputs, function); the
+# function takes the scores and, for "lens", the persistence the run's filter lengths give.
+COMBINED: dict[str, tuple[tuple[str, ...], Callable[..., np.ndarray]]] = {
     "local": (("patch_err",), local),
     "lens": (("tile_rgb",), lens),
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
@@ -377,9 +381,10 @@ def score_frames(
     if dist.active():
         _gather_scores(out, n, first, last)
     combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
+    opts = {"lens": {"persist": lens_persistence(cfg.median_k, n)}}
     for name, (_, fn) in COMBINED.items():  # terms come before the scores built from them
         if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
-            combined[name] = fn({**out, **combined})
+            combined[name] = fn({**out, **combined}, **opts.get(name, {}))
     out.update((name, v.astype(np.float32)) for name, v in combined.items())
     return out
 

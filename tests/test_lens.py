@@ -1,10 +1,14 @@
 """The model-free ``lens`` term: a tile's colour distance from its running per-place baseline."""
 
 import numpy as np
+import pytest
 import torch
+from scipy.ndimage import median_filter
 
-from cae_fast.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation
-from cae_fast.score import LOCAL_GRID, combo_rss, lens, robust_z
+from cae_fast.config import Config
+from cae_fast.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation, persistence, persistent
+from cae_fast.models import build_model
+from cae_fast.score import LOCAL_GRID, combo_rss, lens, robust_z, score_frames
 
 SIZE = 4 * LOCAL_GRID  # 4-pixel tiles
 
@@ -70,3 +74,47 @@ def test_lens_on_short_and_constant_sequences_is_finite():
         assert np.isfinite(lens({"tile_rgb": tiles})).all()
     flat = np.full((50, 3 * LOCAL_GRID**2), 0.5, np.float32)
     np.testing.assert_array_equal(lens({"tile_rgb": flat}), np.zeros(50))
+
+
+def _passing_objects(frames: np.ndarray, seed: int) -> None:
+    """Clean scenery that changes one place for a few frames: a dark object crossing a tile every
+    ~8 frames, somewhere in the frame (a car, a tree, a building going by)."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, len(frames) - 4, 8):
+        y, x = rng.integers(0, SIZE - 8, 2)
+        frames[start : start + rng.integers(2, 5), :, y : y + 8, x : x + 8] = rng.uniform(0.0, 0.2, (3, 1, 1))
+
+
+def test_persistent_lens_keeps_a_fixed_splat_and_drops_what_passes_by():
+    frames = _drive(1500, seed=3)
+    _passing_objects(frames, seed=4)
+    run = np.arange(700, 760)
+    frames[run, :, 20:28, 4:12] = np.array([0.25, 0.2, 0.12])[:, None, None]  # mud, paler than the cars
+    tiles = {"tile_rgb": _tiles(frames)}
+    clean = np.setdiff1d(np.arange(1500), run)
+    inner = run[10:-10]  # a 21-frame median needs 11 frames of the run on each side
+    every_frame, lasting = lens(tiles), lens(tiles, persist=21)
+    # Frame by frame, the cars going by look as unusual as the mud ...
+    assert every_frame[inner].min() < np.quantile(every_frame[clean], 0.99)
+    # ... kept only where it lasts, the mud stands above every clean frame.
+    assert lasting[inner].min() > lasting[clean].max()
+
+
+def test_persistent_is_a_running_median_per_tile_and_persistence_the_shortest_filter():
+    dev = np.random.default_rng(5).normal(size=(200, 6))
+    np.testing.assert_allclose(persistent(dev, 21), median_filter(dev, size=(21, 1), mode="nearest"))
+    assert persistent(dev, 1) is dev
+    assert persistence((21, 101), 2400) == 21
+    assert persistence((101,), 2400) == 101
+    assert persistence((1,), 2400) == 1  # not a video: frames have no neighbours
+    assert persistence((21, 101), 10) == 9 and persistence((21,), 8) == 7
+
+
+@pytest.mark.parametrize("median_k, persist", [((21, 101), 21), ((1,), 1), ((5,), 5)])
+def test_score_frames_keeps_lens_deviations_as_long_as_the_shortest_filter(median_k, persist):
+    cfg = Config(image_size=32, latent_dim=16, channels=(8, 16), median_k=median_k, progress=False, data="x")
+    torch.manual_seed(0)
+    model = build_model(cfg.resolved()).eval()
+    images = (np.random.default_rng(6).random((40, 32, 32, 3)) * 255).astype(np.uint8)
+    got = score_frames(model, images, cfg.resolved(), torch.device("cpu"), ("lens", "tile_rgb"))
+    np.testing.assert_allclose(got["lens"], lens({"tile_rgb": got["tile_rgb"]}, persist=persist), rtol=1e-6)
