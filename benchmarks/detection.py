@@ -34,7 +34,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cae_fast import config as C
-from cae_fast.argtypes import channels, epochs_list, fraction, nonnegative, positive
+from cae_fast.argtypes import channels, epochs_list, fraction, nonnegative, odd_list, positive
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, PAPER_CLEAN, PAPER_DIRTY, SynthSpec, generate
 from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
@@ -205,6 +205,7 @@ TRAINING_FLAGS = (
     "m_ref",
     "latent_dim",
     "channels",
+    "median_k",
 )
 
 
@@ -256,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-norm", default="none")
     p.add_argument("--lambda-ref", type=float, default=1.0)
     p.add_argument("--m-ref", type=int, default=256)
+    p.add_argument(
+        "--median-k",
+        type=odd_list,
+        default=C.MEDIAN_KS,
+        help="filter lengths of the trimming judgement and of every configuration but paper-exact "
+        f"({','.join(map(str, C.MEDIAN_KS))}; the shuffled variant always uses 1)",
+    )
     p.add_argument("--latent-dim", type=positive, default=C.LATENT_DIM, help="size of the latent code")
     p.add_argument(
         "--channels",
@@ -324,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda_ref=a.lambda_ref,
             trim_k=a.trim_k,
             trim_at=a.trim_at,
+            median_k=a.median_k,
             seed=train_seed,
             progress=False,
         ).resolved()
@@ -365,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'' if a.train_frames is None else f' on a random {a.train_frames} of them'}, "
         f"trim_k {a.trim_k} judged before epochs {','.join(map(str, a.trim_at))}, "
         f"ref_norm {a.ref_norm}, lambda {a.lambda_ref}, "
-        f"m_ref {a.m_ref}, latent {a.latent_dim}, channels {','.join(map(str, a.channels))}"
+        f"m_ref {a.m_ref}, latent {a.latent_dim}, channels {','.join(map(str, a.channels))}, "
+        f"median_k {','.join(map(str, a.median_k))}"
     )
     accept_head = (
         f"Acceptance (every kind AUC >= {ACCEPT_AUC}, removed >= {ACCEPT_REMOVED:.0%}; "
