@@ -72,9 +72,9 @@ def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
     assert detection.mix_tag(64, 2400, bench, (40, 120)) != detection.mix_tag(64, 2400, bench, (20, 200))
     # one short run end to end: every output is named by its mix and holds that mix
     args = "--size 32 --frames 120 --run-length 8,12 --epochs 3 --seeds 1 --configs default"
-    args += " --no-shuffled --no-raw --latent-dim 64 --median-k 21"
+    args += " --no-shuffled --no-raw --latent-dim 64 --median-k 21,101"
     assert detection.main([*args.split(), "--out", str(tmp_path)]) == 0
-    tag = detection.mix_tag(32, 120, bench, (8, 12)) + "_epochs3_latentdim64_mediank21"
+    tag = detection.mix_tag(32, 120, bench, (8, 12)) + "_epochs3_latentdim64_mediank21-101"
     scores = np.load(tmp_path / f"scores_{tag}_seed1.npz")
     assert (scores["labels"] == 1).mean() == pytest.approx(bench, abs=0.05)
     # the frames training drew from after its judgement (epoch 2 of 3): the veto's reference, saved
@@ -83,7 +83,7 @@ def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
     text = (tmp_path / f"detection_{tag}.md").read_text()
     assert text.startswith("size 32, 120 frames (20.0% dirty")
     # the head names the network's size and the filter lengths it was trained and judged with
-    assert "m_ref 256, latent 64, channels 32,64,128,256, median_k 21\n" in text
+    assert "m_ref 256, latent 64, channels 32,64,128,256, median_k 21,101\n" in text
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
@@ -98,6 +98,6 @@ def test_training_settings_off_the_default_name_the_outputs():
         detection.training_tag(parse(["--ref-norm", "l2", "--lambda-ref", "0.5"]))
         == "_refnorml2_lambdaref0.5"
     )
-    assert detection.training_tag(parse(["--median-k", "21"])) == "_mediank21"
+    assert detection.training_tag(parse(["--median-k", "21,101"])) == "_mediank21-101"
     default_ks = ",".join(map(str, detection.C.MEDIAN_KS))
     assert detection.training_tag(parse(["--median-k", default_ks])) == ""
