@@ -128,6 +128,23 @@ def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
     np.testing.assert_allclose(both.score_med, np.minimum(median_filter_1d(s, 21), median_filter_1d(s, 101)))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_default_filter_keeps_a_runs_clean_neighbours_that_a_long_one_drags_over_the_cut(seed):
+    """A 48-frame corrupted run, 32 nearly ordinary frames, then a mildly unusual clean stretch (as
+    on the benchmark's 64² seed 202, docs/detection.md item 19): a 101-frame window over the gap is
+    mostly run and stretch, so its median holds the gap above the cut; the default 21-frame filter
+    lets the gap go back."""
+    rng = np.random.default_rng(seed)
+    s = 0.9 + 0.002 * rng.standard_normal(1000)
+    s[300:348] -= 0.05
+    s[348:380] -= 0.001
+    s[380:440] -= 0.003
+    default = ~decide(s, "pcc", +1, Config(threshold="mad")).threshold.is_clean
+    two = ~decide(s, "pcc", +1, Config(threshold="mad", median_k=(21, 101))).threshold.is_clean
+    assert default[302:346].all() and two[302:346].all()
+    assert default[350:378].mean() < 0.35 < 0.5 < two[350:378].mean()
+
+
 def test_decide_with_one_filter_length_is_the_published_pipeline():
     s = _series(300)
     s[100:160] -= 0.1
