@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         "two-sided), 'tile_detail' (the same, median over tiles), 'lapvar' (no-model blur baseline), "
         "'local' (worst tiles against their own position), 'lens' (no model: tile colours against "
         "their running per-place baseline, for what sits on the lens), 'combo' (max robust z of "
-        "ssim_excess, |detail_ratio|, |tile_detail|, local: the trimming judgement's score), 'combo_rss' "
+        "ssim_excess, |detail_ratio|, |tile_detail|, local), 'combo_lens' (the larger of combo and lens's "
+        "robust z, for frames in order: the trimming judgement's score), 'combo_rss' "
         "(root-sum-square of the same terms' and lens's positive robust z), 'combo_ens' (combo_rss "
         f"of the trained network and of the first judgement's, averaged); default {C.SCORE}",
     )

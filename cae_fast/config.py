@@ -56,7 +56,9 @@ PAPER_SCORE, PAPER_THRESHOLD, PAPER_MEDIAN_KS = "pcc", "paper", (MEDIAN_K,)
 # without the doubtful frames, sees the runs it left out more sharply and takes back clean frames
 # that only a younger network doubted. Not every epoch: a later re-judgement let part of a raindrop
 # run back in (64 px seed 4: 25% of it trusted, 77% removed). docs/detection.md, item 1.
-TRIM_SCORE = "combo"  # the loudest term, not combo_rss: summed evidence left out more clean frames (item 6)
+# The loudest term, not their sum (combo_rss: summed evidence left out more clean frames, item 6),
+# with the no-model lens among the terms for frames in order (item 20).
+TRIM_SCORE = "combo_lens"
 TRIM_K = 1.5
 TRIM_AT = (2, 3)
 # Training length on mixed data (ours), counted in frames seen rather than passes: TRAIN_EPOCHS

@@ -159,6 +159,7 @@ DIRECTION: dict[str, int] = {
     "lens": -1,
     "ssim_excess": -1,
     "combo": -1,
+    "combo_lens": -1,
     "combo_rss": -1,
     "combo_ens": -1,
 }
@@ -274,9 +275,25 @@ def combo_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
 
 def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
     """How far a frame is from the crowd on its *worst* failure mode: the largest of
-    ``combo_terms``, in robust z units. Higher = dirtier. The trimming judgement's score
-    (``TRIM_SCORE``): one loud term is reason enough to leave a frame out of training."""
+    ``combo_terms``, in robust z units. Higher = dirtier. With ``lens``, the trimming judgement's
+    score (``combo_lens``): one loud term is reason enough to leave a frame out of training."""
     return combo_terms(scores).max(axis=0)
+
+
+def combo_lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
+    """The trimming judgement's score (``TRIM_SCORE``): the larger of ``combo`` and the robust z of
+    the persistent ``lens``, for frames in order (``persist`` > 1); ``combo`` alone otherwise.
+    Higher = dirtier.
+
+    A mud run the network's terms miss at the first judgement stays in training and is then
+    reproduced (the failing mud runs of docs/detection.md, item 19, were 41-100% trained on, the
+    passing ones almost never); ``lens`` needs no network and sees it from the start (item 20).
+    Frame by frame (``--median-k 1``) ``lens``'s clean tail is wide, and in the trimming it lost
+    more than it won when it was not yet persistent (item 13), so unordered data keeps ``combo``."""
+    c = scores["combo"] if "combo" in scores else combo(scores)
+    if persist <= 1:
+        return c
+    return np.maximum(c, robust_z(scores["lens"] if "lens" in scores else lens(scores, persist)))
 
 
 def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -288,7 +305,7 @@ def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
     local) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
     the same. Measured against ``combo`` on the same networks (docs/detection.md, item 6).
     ``lens`` sees what sits on the lens even where the network learned to reproduce it (item 12);
-    it is left out of ``combo``, the trimming judgement's score, which was measured without it."""
+    it is left out of ``combo``, which was measured without it."""
     z = np.maximum(combo_terms(scores), 0.0)
     lens_z = robust_z(scores["lens"] if "lens" in scores else lens(scores))
     z = np.concatenate([z, np.maximum(lens_z, 0.0)[None]])
@@ -296,17 +313,19 @@ def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
 
 
 # Scores computed from other scores over the whole sequence: name -> (inputs, function); the
-# function takes the scores and, for "lens", the persistence the run's filter lengths give.
+# function takes the scores and, for "lens" and "combo_lens", the persistence the run's filter lengths give.
 COMBINED: dict[str, tuple[tuple[str, ...], Callable[..., np.ndarray]]] = {
     "local": (("patch_err",), local),
     "lens": (("tile_rgb",), lens),
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
     "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo),
+    "combo_lens": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_lens),
     "combo_rss": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_rss),
 }
 # Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
 TERMS: dict[str, tuple[str, ...]] = {
     "combo": ("local", "ssim_excess"),
+    "combo_lens": ("local", "ssim_excess", "combo", "lens"),
     "combo_rss": ("local", "ssim_excess", "lens"),
 }
 # Scored by two networks, the trained one and the one of the first trimming judgement
@@ -381,7 +400,8 @@ def score_frames(
     if dist.active():
         _gather_scores(out, n, first, last)
     combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
-    opts = {"lens": {"persist": lens_persistence(cfg.median_k, n)}}
+    persist = {"persist": lens_persistence(cfg.median_k, n)}
+    opts = {"lens": persist, "combo_lens": persist}
     for name, (_, fn) in COMBINED.items():  # terms come before the scores built from them
         if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
             combined[name] = fn({**out, **combined}, **opts.get(name, {}))

@@ -8,7 +8,7 @@ from scipy.ndimage import median_filter
 from cae_fast.config import Config
 from cae_fast.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation, persistence, persistent
 from cae_fast.models import build_model
-from cae_fast.score import LOCAL_GRID, combo_rss, lens, robust_z, score_frames
+from cae_fast.score import LOCAL_GRID, combo, combo_lens, combo_rss, lens, robust_z, score_frames
 
 SIZE = 4 * LOCAL_GRID  # 4-pixel tiles
 
@@ -42,7 +42,7 @@ def test_lens_finds_a_splat_fixed_on_the_lens_over_moving_scenery():
     assert score[run].min() > np.quantile(clean, 0.995)  # every mud frame above the clean tail
 
 
-def test_lens_is_in_the_default_score_but_not_in_the_judgements():
+def test_lens_is_a_term_of_the_default_score():
     frames = _drive(600, seed=1)
     frames[300:340, :, 16:24, 8:16] *= 0.3
     s = {"tile_rgb": _tiles(frames)}
@@ -118,3 +118,20 @@ def test_score_frames_keeps_lens_deviations_as_long_as_the_shortest_filter(media
     images = (np.random.default_rng(6).random((40, 32, 32, 3)) * 255).astype(np.uint8)
     got = score_frames(model, images, cfg.resolved(), torch.device("cpu"), ("lens", "tile_rgb"))
     np.testing.assert_allclose(got["lens"], lens({"tile_rgb": got["tile_rgb"]}, persist=persist), rtol=1e-6)
+
+
+def test_the_trimming_score_adds_a_lasting_splat_the_network_terms_miss():
+    frames = _drive(600, seed=7)
+    _passing_objects(frames, seed=8)
+    run = np.arange(300, 360)
+    frames[run, :, 20:28, 4:12] = np.array([0.25, 0.2, 0.12])[:, None, None]
+    rng = np.random.default_rng(9)
+    # the network reproduces the splat: its terms are noise, the run no louder than any frame
+    scores = {name: rng.normal(size=600) for name in ("ssim_excess", "detail_ratio", "tile_detail", "local")}
+    scores["tile_rgb"] = _tiles(frames)
+    net, both = combo(scores), combo_lens(scores, persist=21)
+    np.testing.assert_allclose(both, np.maximum(net, robust_z(lens(scores, persist=21))))
+    inner = run[10:-10]
+    assert np.median(net[inner]) < 2.0 < both[inner].min()  # TRIM_K is 1.5: the splat now leaves training
+    # frames not in order (--median-k 1): combo alone, as measured without lens (docs item 13)
+    np.testing.assert_array_equal(combo_lens(scores, persist=1), net)
