@@ -3,6 +3,8 @@
 - ``scores.png``: the raw and median-filtered score over the frame index, the threshold, labelled
   dirty runs shaded, removed segments and the frames left out of training marked (plus the
   robust z panel for z-based rules);
+- ``paper.png``: the published rule on the same frames (PCC median-filtered over 101 frames,
+  delta = median - 0.05) when the run used another, for comparison;
 - ``hist.png`` and ``roc.png`` when labels are known: clean vs dirty distributions, ROC curves
   (overall and per corruption kind);
 - ``extremes.png``: original / reconstruction / |residual| of the most and least anomalous frames;
@@ -286,13 +288,15 @@ def write_report(
     summary: Sequence[str] = (),
     trained_on: np.ndarray | None = None,
     frames: np.ndarray | None = None,
+    paper: tuple[np.ndarray, Decision] | None = None,
 ) -> Path:
     """All plots that the inputs allow, and ``report.html`` listing them; returns the html path.
 
     ``series``: name -> per-frame dirtiness for the ROC curves (needs ``labels``); ``summary``:
     lines of text shown at the top (what was run, what was removed); ``trained_on``: the frames the
     network's last epoch trained on, marked on the score plot and listed per removed segment;
-    ``frames``: the ``(N, S, S, 3)`` uint8 images, for ``segments.png``.
+    ``frames``: the ``(N, S, S, 3)`` uint8 images, for ``segments.png``; ``paper``: the raw PCC and
+    the published rule's decision on it (``threshold.paper_view``), for ``paper.png``.
     """
     folder = Path(out_dir) / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -301,6 +305,9 @@ def write_report(
 
     plot_scores(folder / "scores.png", raw, decision, labels, kinds, kind_names, trained_on)
     images.append(("scores.png", "Score over the frame index with the threshold"))
+    if paper is not None:
+        plot_scores(folder / "paper.png", paper[0], paper[1], labels, kinds, kind_names)
+        images.append(("paper.png", "The paper's rule on the same frames: PCC_med and delta = median - 0.05"))
     if labels is not None and 0 < int(np.sum(labels)) < len(labels):
         plot_histograms(folder / "hist.png", raw, decision, labels)
         images.append(("hist.png", "Clean vs dirty distributions"))

@@ -23,7 +23,7 @@ from cae_fast import dist, ops, veto
 from cae_fast import evaluate as ev
 from cae_fast.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
 from cae_fast.cli import build_parser, config_from_args
-from cae_fast.config import Config
+from cae_fast.config import DELTA_MARGIN, PAPER_MEDIAN_KS, Config
 from cae_fast.data import Frames, check_same_size, load_frames
 from cae_fast.errors import InputError
 from cae_fast.export import write_lists, write_result, write_scores_csv
@@ -32,7 +32,7 @@ from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
 from cae_fast.report import read_train_log, write_report
 from cae_fast.score import DIRECTION, ENSEMBLES, score_frames
-from cae_fast.threshold import filtered, format_decision, format_segments
+from cae_fast.threshold import Decision, filtered, format_decision, format_segments, paper_view
 from cae_fast.train import (
     CHECKPOINT_NAME,
     LOG_NAME,
@@ -125,6 +125,7 @@ def run(cfg: Config, say=print) -> dict:
         None if labels is None else ev.evaluate(labels, series, decision.is_clean, kinds, frames.kind_names)
     )
     decision.warnings += ev.direction_warnings(metrics) if metrics else []
+    paper = paper_beside(cfg, scores["pcc"])
     arrays = {
         **scores,
         "pcc_med": filtered(scores["pcc"], decision.ks, cfg.median_mode, DIRECTION["pcc"]),
@@ -134,6 +135,8 @@ def run(cfg: Config, say=print) -> dict:
         "train_seconds": np.float64(train_seconds),
         **(ev.to_arrays(metrics) if metrics else {}),
     }
+    if paper is not None:
+        arrays |= {"paper_delta": np.float64(paper.threshold.delta), "paper_is_clean": paper.is_clean}
     if trained_on is not None and train_frames is frames:
         arrays["trained_on"] = trained_on
     if frames.paths is not None:
@@ -154,6 +157,8 @@ def run(cfg: Config, say=print) -> dict:
     if not dist.is_main():
         return arrays
     summary = [f"scored in {time.perf_counter() - t2:.1f} s", *format_decision(decision, cfg.median_mode)]
+    if paper is not None:
+        summary.append(paper_line(paper, labels))
     if "trained_on" in arrays and not trained_on.all():
         if cfg.train_frames:
             summary.append(left_out_line(trained_on, decision.is_clean, NOT_IN_SUBSET))
@@ -175,7 +180,8 @@ def run(cfg: Config, say=print) -> dict:
             page = write_report(out, raw, decision, labels=labels, kinds=kinds, kind_names=frames.kind_names,
                                 series=series, metrics=metrics, extremes=extremes,
                                 train_log=read_train_log(log_dir / LOG_NAME), summary=summary,
-                                trained_on=arrays.get("trained_on"), frames=frames.images)  # fmt: skip
+                                trained_on=arrays.get("trained_on"), frames=frames.images,
+                                paper=None if paper is None else (scores["pcc"], paper))  # fmt: skip
     except OSError as exc:
         raise InputError(out, f"cannot write results ({exc.strerror or exc})") from None
     segments = format_segments(decision, trained_on=arrays.get("trained_on"))
@@ -218,6 +224,32 @@ def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
 
 
 NOT_IN_SUBSET = "not trained on (outside --train-frames or left out by the trimming)"
+
+
+def paper_beside(cfg: Config, pcc: np.ndarray) -> Decision | None:
+    """The published rule on the same frames (``threshold.paper_view``), for the npz, the summary
+    and the report; None when the run's own rule is exactly that."""
+    published = ("pcc", "paper", PAPER_MEDIAN_KS, DELTA_MARGIN)
+    if (cfg.score, cfg.threshold, cfg.median_k, cfg.delta_margin) == published:
+        return None
+    return paper_view(pcc, cfg.median_mode)
+
+
+def paper_line(paper: Decision, labels: np.ndarray | None) -> str:
+    """What the published rule (``threshold.paper_view``) would have removed, beside the tool's own
+    decision; with labels, how much of the dirt and of the clean frames that would have been."""
+    n = int((~paper.is_clean).sum())
+    line = (
+        f"the paper's threshold on this network's pcc (k={paper.ks[0]}, delta = median(pcc_med) - "
+        f"{DELTA_MARGIN:g} = {paper.threshold.delta:.4f}) would remove {n} of {len(paper.is_clean)} frames"
+    )
+    if labels is not None and 0 < int(np.sum(labels)) < len(labels):
+        dirty = np.asarray(labels) == 1
+        line += (
+            f": {np.mean(~paper.is_clean[dirty]):.1%} of the dirty ones, "
+            f"keeping {np.mean(paper.is_clean[~dirty]):.1%} of the clean"
+        )
+    return line + " ('paper_is_clean' in the npz)"
 
 
 def left_out_line(

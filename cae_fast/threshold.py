@@ -26,12 +26,13 @@ everything silently in those cases but returns warnings for the caller to show.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cae_fast.config import LONG_FILTER_GATE, Config
+from cae_fast.config import DELTA_MARGIN, LONG_FILTER_GATE, PAPER_MEDIAN_KS, Config
 from cae_fast.median import effective_k, median_filter_1d
 from cae_fast.score import MAD_TO_SIGMA, robust_z
 
@@ -288,6 +289,20 @@ def decide(raw: np.ndarray, score: str, direction: int, cfg: Config) -> Decision
     decision = Decision(score, direction, ks, dirtiest(filtered, direction), t, segments, peaks)
     decision.warnings = sanity_warnings(raw, decision, cfg)
     return decision
+
+
+def paper_view(pcc: np.ndarray, mode: str = "reflect") -> Decision:
+    """The published rule on ``pcc`` whatever the run's own settings: PCC median-filtered over
+    ``PAPER_MEDIAN_KS`` frames, removed below ``median(PCC_med) - DELTA_MARGIN``. Shown beside the
+    tool's own decision, because this rule can keep every corrupted frame without a sign (smooth
+    corruptions reconstruct *better*; docs/detection.md) and a user comparing with the paper should
+    see what it would have done on their data."""
+    cfg = Config(
+        score="pcc", threshold="paper", median_k=PAPER_MEDIAN_KS, median_mode=mode, delta_margin=DELTA_MARGIN
+    )
+    with warnings.catch_warnings():  # a sequence shorter than 101 frames shrinks the filter: ks says so
+        warnings.simplefilter("ignore")
+        return decide(pcc, "pcc", +1, cfg)
 
 
 def sanity_warnings(raw: np.ndarray, d: Decision, cfg: Config) -> list[str]:

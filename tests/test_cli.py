@@ -14,6 +14,7 @@ import pytest
 from conftest import FAST_FLAGS, make_frames
 from PIL import Image
 
+from cae_fast.median import median_filter_1d
 from cae_fast.run import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,6 +305,15 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
     assert json.loads(str(res["config"]))["median_k_used"] == [3, 5]
     assert (run / "report" / "report.html").is_file() and (run / "report" / "training.png").is_file()
     assert (run / "report" / "extremes.png").read_bytes().startswith(b"\x89PNG")
+    # Beside it, the published rule on the same PCC: 101 frames (shrunk to 47 here), median - 0.05.
+    pcc_med = median_filter_1d(res["pcc"].astype(np.float64), 47, "reflect")
+    assert float(res["paper_delta"]) == pytest.approx(np.median(pcc_med) - 0.05)
+    np.testing.assert_array_equal(res["paper_is_clean"], pcc_med >= res["paper_delta"])
+    n = int((~res["paper_is_clean"]).sum())
+    assert "the paper's threshold on this network's pcc (k=47, delta = median(pcc_med) - 0.05 = " in out
+    assert f"would remove {n} of 48 frames: " in out
+    assert "paper.png" in (run / "report" / "report.html").read_text()
+    assert (run / "report" / "paper.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_contamination_fixed_and_the_paper_rule_that_removes_nothing(tmp_path, tiny_npz, capsys):
@@ -330,6 +340,13 @@ def test_contamination_fixed_and_the_paper_rule_that_removes_nothing(tmp_path, t
     with np.load(tmp_path / "p" / "filter_result.npz") as r:
         assert r["is_clean"].all() and r["segments"].shape == (0, 2)
         assert "removed no frames" in r["warnings"][0]
+        # A margin of 10 (and a 5-frame filter) is not the published rule, which is shown beside it.
+        published = np.median(median_filter_1d(r["pcc"].astype(np.float64), 47, "reflect")) - 0.05
+        assert float(r["paper_delta"]) == pytest.approx(published)
+    out = _run_ok([*score_only, "--out", str(tmp_path / "p2"), "--paper", "--median-k", "101"], capsys)
+    assert "the paper's threshold" not in out  # the run's own rule is the published one: no second view
+    with np.load(tmp_path / "p2" / "filter_result.npz") as r:
+        assert "paper_is_clean" not in r.files
 
 
 def test_threshold_flag_errors(tmp_path, tiny_npz, capsys):

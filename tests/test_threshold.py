@@ -42,6 +42,7 @@ from cae_fast.threshold import (  # noqa: E402
     dirty_z,
     fixed_rule,
     format_segments,
+    paper_view,
     removed_segments,
 )
 
@@ -153,6 +154,21 @@ def test_decide_with_one_filter_length_is_the_published_pipeline():
     np.testing.assert_array_equal(d.score_med, med)
     assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
     np.testing.assert_array_equal(d.threshold.is_clean, med >= d.threshold.delta)
+
+
+def test_paper_view_is_the_published_rule_whatever_the_runs_settings():
+    """Shown beside the tool's own decision: k = 101 and the 0.05 margin, not the run's filter or
+    margin; a run of 60 frames 0.1 below survives that filter and is removed, nothing else."""
+    s = _series(600)
+    s[200:260] -= 0.1
+    d = paper_view(s, "reflect")
+    med = median_filter_1d(s, 101, "reflect")
+    assert d.ks == (101,) and d.score == "pcc" and d.threshold.rule == "paper: median(pcc_med) - 0.05"
+    assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
+    np.testing.assert_array_equal(d.is_clean, med >= np.median(med) - 0.05)
+    assert d.segments.tolist() == [[200, 260]]
+    short = paper_view(s[:50], "reflect")  # a sequence shorter than the filter shrinks it
+    assert short.ks == (49,)
 
 
 def test_segments_are_runs_of_removed_frames_with_their_peak():
