@@ -2,26 +2,25 @@
 are measured by ``python -m benchmarks.detection``, not here)."""
 
 import argparse
-import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# benchmarks/ is not an installed package and plain `pytest` does not put the repo root on sys.path,
-# so the module is loaded from its file.
-_spec = importlib.util.spec_from_file_location(
-    "detection_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "detection.py"
-)
-detection = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(detection)
+# benchmarks/ is not an installed package and plain `pytest` does not put the repo root on sys.path.
+# Appended, not prepended: cae_fast itself still comes from the install, as in every other test.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from benchmarks import detection  # noqa: E402
+
 ACCEPT_AUC, ACCEPT_KEPT, ACCEPT_REMOVED = (
     detection.ACCEPT_AUC,
     detection.ACCEPT_KEPT,
     detection.ACCEPT_REMOVED,
 )
 meets_acceptance, config_labels = detection.meets_acceptance, detection.config_labels
+against_baseline = detection.against_baseline
 
 
 def metrics(aucs, removed, kept):
@@ -41,6 +40,17 @@ def test_acceptance_passes_only_when_every_kind_and_the_clean_frames_clear_the_b
     assert not meets_acceptance(metrics([1.0, 1.0], [1.0, 1.0], 0.949))  # too many clean frames lost
     assert not meets_acceptance(metrics([math.nan], [1.0], 1.0))  # an undefined AUC is not a pass
     assert not meets_acceptance(metrics([], [], 1.0))  # no corrupted frame judged: nothing shown
+
+
+def test_against_the_baseline_kind_by_kind_at_the_printed_precision():
+    ours = metrics([1.0, 0.9996, 0.99, 0.94, 0.95], [1.0, 1.0, 0.9, 0.5, 0.2], 1.0) | {"roc_auc": 0.99}
+    base = metrics([0.90, 1.0, 0.99, 0.96, 0.96], [0.1, 0.996, 0.95, 0.0, 0.3], 1.0) | {"roc_auc": 0.5}
+    line = against_baseline(ours, base)
+    assert line.startswith("ahead on 1 of 5 kinds; ")  # k0; k1 ties once rounded as printed
+    assert "tied on k1 (1.000 / 100%)" in line
+    assert "behind on k2 (0.990 / 90% vs 0.990 / 95%), k4 (0.950 / 20% vs 0.960 / 30%)" in line
+    assert "mixed on k3 (0.940 / 50% vs 0.960 / 0%)" in line
+    assert line.endswith("overall ROC-AUC 0.990 vs 0.500")
 
 
 def test_config_labels_names_the_unknown_one():
