@@ -14,7 +14,8 @@ removed and of clean frames kept at its automatic threshold. Configurations:
 The shuffled (non-temporal) variant is a second sequence of the same frames in random order, on
 which a second network is trained with the median filter off (``--median-k 1``), as a user of a
 photo collection would run it. Also: raw per-frame AUC of every score (which score sees which
-corruption) and a raindrop sweep of the drops-vs-wet-film balance, scored with the first network.
+corruption) and a raindrop sweep (the drops-vs-wet-film balance, then each part at an end of its
+range: ``RAIN_SWEEP``), scored with the first network.
 Writes markdown tables, a JSON and the raw scores to --out, each file named by the mix (size,
 frames, dirty share, run lengths: ``mix_tag``) and by any training setting that is not the
 default (``training_tag``), so runs of two mixes or two trainings into one folder keep apart.
@@ -52,7 +53,16 @@ from cae_fast.score import DIRECTION, SCORE_NAMES, score_frames
 from cae_fast.train import CHECKPOINT_NAME, load_checkpoint, load_early, train
 from cae_fast.veto import decide_frames
 
-RAIN_BALANCES = (0.0, 0.5, 0.75, 1.0)
+# The raw table's raindrop-only sequences, scored by the first network: the balance of drops (more
+# structure) against wet film (less), which decides which scores work, then one part at a time
+# pushed to an end of its range at the default balance (SynthSpec: drop_count (10, 22), drop_radius
+# (0.025, 0.085), wet_blur 1.2, haze 0.2).
+RAIN_SWEEP = (
+    *((f"rain bal {b:g}", {"rain_balance": b}) for b in (0.0, 0.5, 0.75, 1.0)),
+    ("strong film", {"wet_blur": 3.0, "haze": 0.5}),
+    ("few small drops", {"drop_count": (3, 6), "drop_radius": (0.015, 0.04)}),
+    ("many big drops", {"drop_count": (30, 45), "drop_radius": (0.06, 0.12)}),
+)
 PAPER = {"score": C.PAPER_SCORE, "threshold": C.PAPER_THRESHOLD, "median_k": C.PAPER_MEDIAN_KS}
 # (label, settings over the run's config) of every configuration judged.
 CONFIGS = (
@@ -125,12 +135,12 @@ def raw_auc_table(sc: dict[str, np.ndarray], data, nets: tuple, cfg: Config, spe
             m = (data.kinds == -1) | (data.kinds == ki)
             cols.setdefault(kind, {})[name] = auc(data.labels[m], s[m])
         cols.setdefault("all", {})[name] = auc(data.labels, s)
-    for bal in RAIN_BALANCES:
-        rain = generate(replace(spec, kinds=("raindrop",), rain_balance=bal, seed=spec.seed + 7))
+    for column, rain_spec in RAIN_SWEEP:
+        rain = generate(replace(spec, kinds=("raindrop",), seed=spec.seed + 7, **rain_spec))
         rs = score_frames(nets[0], rain.images, cfg, torch.device("cpu"), tuple(SCORE_NAMES), nets[1])
         for name in SCORE_NAMES:
             s = dirtiness(rs[name], DIRECTION[name])
-            cols.setdefault(f"rain bal {bal:g}", {})[name] = auc(rain.labels, s)
+            cols.setdefault(column, {})[name] = auc(rain.labels, s)
     lines = ["| score | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     lines += [f"| {n} | " + " | ".join(f"{cols[c][n]:.3f}" for c in cols) + " |" for n in SCORE_NAMES]
     return "\n".join(lines)
