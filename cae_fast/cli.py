@@ -158,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="K",
         help=f"after {C.TRIM_AT[0]} epochs on every frame, train (and draw H_ref) only on the frames whose "
-        f"filtered '{C.TRIM_SCORE}' robust z is <= K, so the network does not learn to reproduce the "
-        f"corrupted runs (default {C.TRIM_K}; 0 = every frame, as the paper; --paper and --train-data: 0)",
+        f"filtered '{C.TRIM_SCORE}' robust z, in units of the spread below its median, is <= K, so the "
+        f"network does not learn to reproduce the corrupted runs (default {C.TRIM_K}; 0 = every frame, "
+        "as the paper; --paper and --train-data: 0)",
     )
     t.add_argument(
         "--trim-at",

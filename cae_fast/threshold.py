@@ -291,6 +291,18 @@ def decide(raw: np.ndarray, score: str, direction: int, cfg: Config) -> Decision
     return decision
 
 
+def below_median_z(z: np.ndarray) -> np.ndarray:
+    """A robust z (larger = dirtier) in units of the spread of the frames below its median
+    (``MAD_TO_SIGMA`` x their median distance from it) rather than the whole sequence's MAD. The
+    corrupted frames lie above the median: they widen this unit only by moving the median, about
+    half as much as they widen the MAD. In MAD units a fixed cut left about twice as many clean
+    frames out of training at the paper's 9% corrupted as at the benchmark's 20% (item 21)."""
+    z = np.asarray(z, dtype=np.float64)
+    below = -z[z < 0]
+    scale = MAD_TO_SIGMA * np.median(below) if below.size else 1.0
+    return z / (scale if scale > 0 else 1.0)
+
+
 def paper_view(pcc: np.ndarray, mode: str = "reflect") -> Decision:
     """The published rule on ``pcc`` whatever the run's own settings: PCC median-filtered over
     ``PAPER_MEDIAN_KS`` frames, removed below ``median(PCC_med) - DELTA_MARGIN``. Shown beside the

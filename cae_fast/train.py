@@ -28,7 +28,7 @@ from cae_fast.losses import rec_loss, ref_loss
 from cae_fast.model import CAE
 from cae_fast.models import build_model, hparams_of, rebuild
 from cae_fast.score import DIRECTION, score_frames
-from cae_fast.threshold import decide
+from cae_fast.threshold import below_median_z, decide
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
@@ -227,7 +227,8 @@ def _draw(perm: torch.Tensor, pool: torch.Tensor | None) -> torch.Tensor:
 
 def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.device) -> torch.Tensor:
     """Indices of the frames training uses from now on: those the current network does not already
-    find doubtful (filtered ``TRIM_SCORE`` robust z <= ``cfg.trim_k``), never fewer than half of them.
+    find doubtful (filtered ``TRIM_SCORE`` robust z <= ``cfg.trim_k``, in units of the spread below
+    the median: ``threshold.below_median_z``), never fewer than half of them.
 
     Why: on the mixed, unlabelled set the network otherwise learns to reproduce the corrupted runs
     too (a few percent of the frames each), and then every reconstruction score loses them."""
@@ -235,9 +236,10 @@ def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.de
     with warnings.catch_warnings():  # a short sequence shrinks the filter; the final decision says so
         warnings.simplefilter("ignore")
         d = decide(raw, TRIM_SCORE, DIRECTION[TRIM_SCORE], replace(cfg, threshold="mad", mad_k=cfg.trim_k))
-    keep = np.flatnonzero(d.threshold.is_clean)
-    if 2 * len(keep) < len(raw):  # the mad rule's statistic is the robust z, larger = dirtier
-        keep = np.sort(np.argsort(d.threshold.stat, kind="stable")[: (len(raw) + 1) // 2])
+    z = below_median_z(d.threshold.stat)  # the mad rule's statistic: the robust z, larger = dirtier
+    keep = np.flatnonzero(z <= cfg.trim_k)
+    if 2 * len(keep) < len(raw):
+        keep = np.sort(np.argsort(z, kind="stable")[: (len(raw) + 1) // 2])
     return torch.from_numpy(keep.astype(np.int64))
 
 

@@ -101,8 +101,8 @@ def test_training_settings_off_the_default_name_the_outputs():
     parse = detection.build_parser().parse_args
     assert detection.training_tag(parse([])) == ""
     assert detection.training_tag(parse(["--latent-dim", "1024"])) == "_latentdim1024"
-    wide = parse(["--channels", "48,96,192,384", "--trim-k", "2", "--trim-at", "2"])
-    assert detection.training_tag(wide) == "_trimk2_trimat2_channels48-96-192-384"
+    wide = parse(["--channels", "48,96,192,384", "--trim-k", "3", "--trim-at", "2"])
+    assert detection.training_tag(wide) == "_trimk3_trimat2_channels48-96-192-384"
     assert detection.training_tag(parse(["--latent-dim", str(detection.C.LATENT_DIM)])) == ""
     assert (
         detection.training_tag(parse(["--ref-norm", "l2", "--lambda-ref", "0.5"]))

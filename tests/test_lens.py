@@ -132,6 +132,6 @@ def test_the_trimming_score_adds_a_lasting_splat_the_network_terms_miss():
     net, both = combo(scores), combo_lens(scores, persist=21)
     np.testing.assert_allclose(both, np.maximum(net, robust_z(lens(scores, persist=21))))
     inner = run[10:-10]
-    assert np.median(net[inner]) < 2.0 < both[inner].min()  # TRIM_K is 1.5: the splat now leaves training
+    assert np.median(net[inner]) < 2.0 < both[inner].min()  # the splat now leaves training (item 20)
     # frames not in order (--median-k 1): combo alone, as measured without lens (docs item 13)
     np.testing.assert_array_equal(combo_lens(scores, persist=1), net)

@@ -37,7 +37,9 @@ def test_registry_uses_config_margin():
 # ---- the other rules, filter scales, segments and warnings ---------------------------------------
 
 from cae_fast.median import median_filter_1d  # noqa: E402
+from cae_fast.score import robust_z  # noqa: E402
 from cae_fast.threshold import (  # noqa: E402
+    below_median_z,
     decide,
     dirty_z,
     fixed_rule,
@@ -154,6 +156,26 @@ def test_decide_with_one_filter_length_is_the_published_pipeline():
     np.testing.assert_array_equal(d.score_med, med)
     assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
     np.testing.assert_array_equal(d.threshold.is_clean, med >= d.threshold.delta)
+
+
+def test_below_median_z_is_widened_less_by_the_corrupted_share():
+    """The trimming's unit (item 21): the same clean frames with 0, 9% or 20% corrupted ones far
+    above them. The whole sequence's MAD grows with the corrupted share, so a fixed cut in its units
+    leaves out a different share of the clean frames; the spread below the median grows too (the
+    median itself moves up) but by about half as much."""
+    clean = np.random.default_rng(0).standard_normal(8000)
+    mad, below = [], []
+    for share in (0.0, 0.09, 0.2):
+        n_dirty = round(share * len(clean) / (1 - share))
+        s = np.concatenate([clean, 8.0 + np.random.default_rng(1).standard_normal(n_dirty)])
+        z = robust_z(s)
+        mad.append(1.4826 * np.median(np.abs(s - np.median(s))))
+        below.append(mad[-1] * z[0] / below_median_z(z)[0])  # the unit in the data's own terms
+    assert mad[2] / mad[1] > 1.2 and below[2] / below[1] < 1.13
+    assert mad[1] / mad[0] > 1.13 and below[1] / below[0] < 1.12
+    z = robust_z(clean)  # no corruption: about the robust z itself
+    np.testing.assert_allclose(below_median_z(z), z, rtol=0.05)
+    assert below_median_z(np.array([0.0, 0.0, 3.0])).tolist() == [0.0, 0.0, 3.0]  # nothing below: as is
 
 
 def test_paper_view_is_the_published_rule_whatever_the_runs_settings():
