@@ -61,9 +61,9 @@ PAPER_SCORE, PAPER_THRESHOLD, PAPER_MEDIAN_KS = "pcc", "paper", (MEDIAN_K,)
 TRIM_SCORE = "combo_lens"
 # The cut is in units of the spread below the median (threshold.below_median_z), which the
 # corrupted share widens less than the MAD: in whole-sequence robust z (1.5 until item 21) the
-# trimming left out 4.3% of the clean frames at 20% corrupted but 7.6-10% at the paper's 9%, and
-# those frames, never trained on, were what the paper's mix lost. 2.0 leaves out about as many at
-# 20% as 1.5 did.
+# trimming left out 4.3% of the clean frames at 20% corrupted but 8.5% at the paper's 9% (means
+# over 64 px sequences), and those frames, never trained on, were what the paper's mix lost. 2.0
+# leaves out about as many at 20% as 1.5 did (docs/detection.md, item 21).
 TRIM_K = 2.0
 TRIM_AT = (2, 3)
 # Training length on mixed data (ours), counted in frames seen rather than passes: TRAIN_EPOCHS

@@ -3,8 +3,8 @@
 - ``scores.png``: the raw and median-filtered score over the frame index, the threshold, labelled
   dirty runs shaded, removed segments and the frames left out of training marked (plus the
   robust z panel for z-based rules);
-- ``paper.png``: the published rule on the same frames (PCC median-filtered over 101 frames,
-  delta = median - 0.05) when the run used another, for comparison;
+- ``paper.png``: the published threshold on this network's PCC (median-filtered over 101 frames,
+  delta = median - 0.05) when the run used another rule, for comparison;
 - ``hist.png`` and ``roc.png`` when labels are known: clean vs dirty distributions, ROC curves
   (overall and per corruption kind);
 - ``extremes.png``: original / reconstruction / |residual| of the most and least anomalous frames;
@@ -307,7 +307,7 @@ def write_report(
     images.append(("scores.png", "Score over the frame index with the threshold"))
     if paper is not None:
         plot_scores(folder / "paper.png", paper[0], paper[1], labels, kinds, kind_names)
-        images.append(("paper.png", "The paper's rule on the same frames: PCC_med and delta = median - 0.05"))
+        images.append(("paper.png", "The paper's threshold on this network's PCC (k=101, median - 0.05)"))
     if labels is not None and 0 < int(np.sum(labels)) < len(labels):
         plot_histograms(folder / "hist.png", raw, decision, labels)
         images.append(("hist.png", "Clean vs dirty distributions"))
