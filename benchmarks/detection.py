@@ -5,7 +5,7 @@ whether the tool's default configuration removes them, over several generated se
 
 Per seed, the CAE is trained transductively (as the tool runs) on a generated driving sequence
 holding every corruption kind in contiguous runs, then each configuration is judged the way the
-tool reports it (``cae_fast.evaluate``): ROC-AUC of its decision statistic per kind (that kind's
+tool reports it (``cae_fast.output.evaluate``): ROC-AUC of its decision statistic per kind (that kind's
 frames against all clean frames; below 0.5 the score points the wrong way), the share of each kind
 removed and of clean frames kept at its automatic threshold. Configurations:
   - ``paper-exact``: PCC, ``delta = median(PCC_med) - 0.05``, median filter 101, no trimming;
@@ -44,14 +44,14 @@ from benchmarks.verdict import (
     summary_row,
 )
 from cae_fast import config as C
-from cae_fast.argtypes import channels, epochs_list, fraction, nonnegative, odd_list, positive
+from cae_fast.cli.argtypes import channels, epochs_list, fraction, nonnegative, odd_list, positive
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, PAPER_CLEAN, PAPER_DIRTY, SynthSpec, generate
-from cae_fast.evaluate import dirtiness, evaluate, evaluation_series
-from cae_fast.export import atomic_write_bytes
-from cae_fast.score import DIRECTION, SCORE_NAMES, score_frames
-from cae_fast.train import CHECKPOINT_NAME, load_checkpoint, load_early, train
-from cae_fast.veto import decide_frames
+from cae_fast.decide.postprocess import decide_frames
+from cae_fast.output.evaluate import dirtiness, evaluate, evaluation_series
+from cae_fast.output.export import atomic_write_bytes
+from cae_fast.score.terms import DIRECTION, SCORE_NAMES, score_frames
+from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint, load_early, train
 
 # The raw table's raindrop-only sequences, scored by the first network: the balance of drops (more
 # structure) against wet film (less), which decides which scores work, then one part at a time

@@ -23,11 +23,11 @@ from benchmarks.conftest import interleaved_best
 from cae_fast import ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
-from cae_fast.encode import encode_frames
-from cae_fast.losses import rec_loss, ref_loss
-from cae_fast.models import build_model
+from cae_fast.model.encode import encode_frames
+from cae_fast.model.losses import rec_loss, ref_loss
+from cae_fast.model.zoo import build_model
 from cae_fast.ops import reference
-from cae_fast.score import COMBINED, SCORERS, Batch, score_frames
+from cae_fast.score.terms import COMBINED, SCORERS, Batch, score_frames
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -72,7 +72,7 @@ sys.path.insert(0, {repo!r})
 torch.set_num_threads(1)
 from benchmarks.test_bench_e2e import _cfg, _images
 from cae_fast import ops
-from cae_fast.train import train
+from cae_fast.train.loop import train
 size, n = int(sys.argv[1]), int(sys.argv[2])
 # The 224 px checkpoint alone is 325 MB: the folder goes with the process.
 with tempfile.TemporaryDirectory() as where:

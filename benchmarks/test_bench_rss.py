@@ -36,8 +36,8 @@ import numpy as np, psutil, torch
 sys.path.insert(0, {repo!r})
 torch.set_num_threads(1)
 from cae_fast.config import Config
-from cae_fast.models import build_model
-from cae_fast.score import score_frames
+from cae_fast.model.zoo import build_model
+from cae_fast.score.terms import score_frames
 
 n, size, path = {n}, {size}, {path!r}
 mm = np.memmap(path, dtype=np.uint8, mode="w+", shape=(n, size, size, 3))

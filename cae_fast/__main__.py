@@ -2,6 +2,6 @@
 
 import sys
 
-from cae_fast.run import main
+from cae_fast.cli.main import main
 
 sys.exit(main())

@@ -1,5 +1,5 @@
 """The one error type for bad input: every problem a user can fix by changing a path, a file
-or a flag is raised as ``InputError``; ``cae_fast.run`` turns it into one line and exit code 2."""
+or a flag is raised as ``InputError``; ``cae_fast.cli.main`` turns it into one line and exit code 2."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from cae_fast.config import Config
-from cae_fast.threshold import best_f1_cut, decide
+from cae_fast.decide.rules import best_f1_cut, decide
 
 DIRT = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.4, 0.05, 0.7, 0.3, 0.6, 0.4])
 LABELS = np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0])

@@ -14,8 +14,8 @@ import pytest
 from conftest import FAST_FLAGS, make_frames
 from PIL import Image
 
-from cae_fast.median import median_filter_1d
-from cae_fast.run import main
+from cae_fast.cli.main import main
+from cae_fast.score.median import median_filter_1d
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cae_fast.compare import COLUMNS, main
-from cae_fast.models import ARCHS
+from cae_fast.cli.compare import COLUMNS, main
+from cae_fast.model.zoo import ARCHS
 
 TINY = [
     "--train-data", "builtin:digits:80", "--data", "builtin:digits:40", "--image-size", "16",

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from cae_fast.cli.main import main
 from cae_fast.config import Config
-from cae_fast.run import main
-from cae_fast.score import robust_z, score_frames
-from cae_fast.train import CHECKPOINT_NAME, EARLY_KEY, load_checkpoint, load_early, load_model, train
+from cae_fast.score.terms import robust_z, score_frames
+from cae_fast.train.loop import CHECKPOINT_NAME, EARLY_KEY, load_checkpoint, load_early, load_model, train
 
 CPU = torch.device("cpu")
 

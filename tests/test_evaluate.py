@@ -17,7 +17,7 @@ from sklearn.metrics import (
 )
 
 from cae_fast.errors import InputError
-from cae_fast.evaluate import (
+from cae_fast.output.evaluate import (
     direction_warnings,
     dirtiness,
     evaluate,

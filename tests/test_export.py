@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from cae_fast.export import RESULT_NAME, atomic_write_bytes, write_lists, write_result
+from cae_fast.output.export import RESULT_NAME, atomic_write_bytes, write_lists, write_result
 
 
 def test_npz_loads_without_pickle(tmp_path):

@@ -14,8 +14,8 @@ import torch
 from conftest import FAST_FLAGS
 
 from cae_fast.config import Config
-from cae_fast.models import build_model
-from cae_fast.score import DIRECTION, SCORE_NAMES, score_frames
+from cae_fast.model.zoo import build_model
+from cae_fast.score.terms import DIRECTION, SCORE_NAMES, score_frames
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -6,9 +6,9 @@ import torch
 from scipy.ndimage import median_filter
 
 from cae_fast.config import Config
-from cae_fast.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation, persistence, persistent
-from cae_fast.models import build_model
-from cae_fast.score import LOCAL_GRID, combo, combo_lens, combo_rss, lens, robust_z, score_frames
+from cae_fast.model.zoo import build_model
+from cae_fast.score.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation, persistence, persistent
+from cae_fast.score.terms import LOCAL_GRID, combo, combo_lens, combo_rss, lens, robust_z, score_frames
 
 SIZE = 4 * LOCAL_GRID  # 4-pixel tiles
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cae_fast.model import CAE, check_image_size, total_stride
+from cae_fast.model.cae import CAE, check_image_size, total_stride
 
 
 @pytest.mark.parametrize("size", [32, 64, 96])

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from cae_fast.config import Config
-from cae_fast.model import CAE
-from cae_fast.models import ARCHS, VAE, build_model, hparams_of, kl_weight_at, n_parameters, rebuild
-from cae_fast.train import CHECKPOINT_NAME, load_checkpoint, load_model, train
+from cae_fast.model.cae import CAE
+from cae_fast.model.zoo import ARCHS, VAE, build_model, hparams_of, kl_weight_at, n_parameters, rebuild
+from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint, load_model, train
 
 
 def _cfg(**kw) -> Config:

@@ -6,10 +6,10 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from cae_fast.cli import build_parser, config_from_args
+from cae_fast.cli.flags import build_parser, config_from_args
 from cae_fast.config import Config
-from cae_fast.losses import REC_LOSSES, rec_loss
-from cae_fast.train import train
+from cae_fast.model.losses import REC_LOSSES, rec_loss
+from cae_fast.train.loop import train
 
 
 def _pair(

@@ -8,10 +8,10 @@ import re
 import numpy as np
 
 from cae_fast.config import Config
-from cae_fast.evaluate import evaluate, evaluation_series
-from cae_fast.extremes import Extremes, pick_extremes
-from cae_fast.report import longest_segments, plot_segments, read_train_log, write_report
-from cae_fast.threshold import decide
+from cae_fast.decide.rules import decide
+from cae_fast.output.evaluate import evaluate, evaluation_series
+from cae_fast.output.extremes import Extremes, pick_extremes
+from cae_fast.output.report import longest_segments, plot_segments, read_train_log, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -5,9 +5,9 @@ import torch
 
 from cae_fast import ops
 from cae_fast.config import Config
-from cae_fast.median import MEDIAN_MODES, effective_k, median_filter_1d
-from cae_fast.model import CAE
-from cae_fast.score import score_frames
+from cae_fast.model.cae import CAE
+from cae_fast.score.median import MEDIAN_MODES, effective_k, median_filter_1d
+from cae_fast.score.terms import score_frames
 
 
 @pytest.mark.parametrize("mode", MEDIAN_MODES)
@@ -23,7 +23,7 @@ def test_median_filter_matches_scipy(mode, n, k):
 
 
 def test_median_filter_chunked_long_signal(monkeypatch):
-    import cae_fast.median as median
+    import cae_fast.score.median as median
 
     monkeypatch.setattr(median, "_MEDIAN_ROWS", 97)  # many chunks, one ragged
     x = np.random.default_rng(1).random(1000)

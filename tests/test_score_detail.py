@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from cae_fast.config import Config
-from cae_fast.model import CAE
-from cae_fast.score import (
+from cae_fast.model.cae import CAE
+from cae_fast.score.terms import (
     COMBINED,
     DIRECTION,
     LOCAL_GRID,
@@ -158,7 +158,7 @@ def test_unknown_score_is_rejected():
 
 
 def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_frame_ratio():
-    from cae_fast.score import Batch, _frame_stats, _tile_detail
+    from cae_fast.score.terms import Batch, _frame_stats, _tile_detail
 
     g = torch.Generator().manual_seed(3)
     sharp = torch.rand(1, 3, 64, 64, generator=g)  # what the network reproduces: typical detail

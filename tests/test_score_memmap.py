@@ -8,8 +8,8 @@ import torch
 from conftest import make_frames
 
 from cae_fast.config import Config
-from cae_fast.models import build_model
-from cae_fast.score import score_frames
+from cae_fast.model.zoo import build_model
+from cae_fast.score.terms import score_frames
 
 
 def test_memmap_scores_match_array(tmp_path):

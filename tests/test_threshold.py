@@ -3,7 +3,7 @@ import pytest
 
 from cae_fast import config
 from cae_fast.config import LONG_FILTER_GATE, Config
-from cae_fast.threshold import THRESHOLDS, apply_threshold, paper_rule
+from cae_fast.decide.rules import THRESHOLDS, apply_threshold, paper_rule
 
 
 def test_paper_constants():
@@ -36,9 +36,7 @@ def test_registry_uses_config_margin():
 
 # ---- the other rules, filter scales, segments and warnings ---------------------------------------
 
-from cae_fast.median import median_filter_1d  # noqa: E402
-from cae_fast.score import robust_z  # noqa: E402
-from cae_fast.threshold import (  # noqa: E402
+from cae_fast.decide.rules import (  # noqa: E402
     below_median_z,
     decide,
     dirty_z,
@@ -47,6 +45,8 @@ from cae_fast.threshold import (  # noqa: E402
     paper_view,
     removed_segments,
 )
+from cae_fast.score.median import median_filter_1d  # noqa: E402
+from cae_fast.score.terms import robust_z  # noqa: E402
 
 
 def _series(n: int = 600, seed: int = 0) -> np.ndarray:

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from cae_fast.config import Config
-from cae_fast.encode import encode_frames
 from cae_fast.errors import InputError
-from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, load_model, train
+from cae_fast.model.encode import encode_frames
+from cae_fast.train.loop import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, load_model, train
 
 
 def _cfg(**kw) -> Config:
@@ -92,7 +92,7 @@ def test_m_ref_larger_than_data_uses_all_frames(tmp_path):
 
 
 def test_l2_ref_norm_is_scale_invariant_and_paper_norm_is_not():
-    from cae_fast.losses import ref_loss
+    from cae_fast.model.losses import ref_loss
 
     g = torch.Generator().manual_seed(0)
     z, h = torch.randn(16, 8, generator=g), torch.randn(32, 8, generator=g)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from cae_fast import config as C
-from cae_fast.best_f1 import CHECKPOINT_KEY
-from cae_fast.cli import build_parser, config_from_args
-from cae_fast.export import write_scores_csv
-from cae_fast.run import main
+from cae_fast.cli.flags import build_parser, config_from_args
+from cae_fast.cli.main import main
+from cae_fast.decide.best_f1 import CHECKPOINT_KEY
+from cae_fast.output.export import write_scores_csv
 
 # A tiny network on 16x16 digits: each run takes about a second.
 TINY = [

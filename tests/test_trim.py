@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from cae_fast.cli import build_parser, config_from_args
+from cae_fast.cli.flags import build_parser, config_from_args
 from cae_fast.config import EPOCH_FRAMES, EPOCHS, TRAIN_EPOCHS, TRIM_AT, TRIM_K, VETO_C, Config
-from cae_fast.models import build_model
-from cae_fast.train import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
+from cae_fast.model.zoo import build_model
+from cae_fast.train.loop import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
 
 N, RUN = 120, slice(50, 70)
 
@@ -66,7 +66,7 @@ def test_training_trims_from_the_first_judgement_and_logs_the_frames(tmp_path):
 
 
 def test_each_judgement_takes_every_frame_and_the_last_one_stays(tmp_path, monkeypatch):
-    import cae_fast.train as train_mod
+    import cae_fast.train.loop as train_mod
 
     returned, judged = [], train_mod.trusted_frames
 
@@ -136,7 +136,7 @@ def test_trim_at_rejects_a_negative_epoch(capsys):
 def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tiny_npz, capsys):
     from conftest import FAST_FLAGS
 
-    from cae_fast.run import main
+    from cae_fast.cli.main import main
 
     def run(out, *flags):
         assert main([*FAST_FLAGS, "--data", str(tiny_npz), "--out", str(tmp_path / out), *flags]) == 0
@@ -164,7 +164,7 @@ def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tin
 
 
 def test_epoch_frames_draws_that_many_distinct_frames_from_the_pool(tmp_path, monkeypatch):
-    import cae_fast.train as train_mod
+    import cae_fast.train.loop as train_mod
 
     drawn, make_loader = [], train_mod._loader
 
@@ -225,7 +225,7 @@ def test_training_length_defaults_and_options(capsys):
 
 
 def test_train_frames_trains_on_a_fixed_subset_and_judges_every_frame(tmp_path, monkeypatch):
-    import cae_fast.train as train_mod
+    import cae_fast.train.loop as train_mod
 
     drawn, judged, make_loader, judge = [], [], train_mod._loader, train_mod.trusted_frames
 
@@ -269,7 +269,7 @@ def test_train_frames_beyond_the_data_and_resume(tmp_path):
 def test_the_result_marks_frames_outside_train_frames(tmp_path, tiny_npz, capsys):
     from conftest import FAST_FLAGS
 
-    from cae_fast.run import NOT_IN_SUBSET, main
+    from cae_fast.cli.main import NOT_IN_SUBSET, main
 
     out = tmp_path / "sub"
     flags = ["--data", str(tiny_npz), "--out", str(out), "--epochs", "1", "--trim-k", "0"]
@@ -284,7 +284,7 @@ def test_the_result_marks_frames_outside_train_frames(tmp_path, tiny_npz, capsys
 
 
 def test_a_training_subset_with_no_trusted_frame_is_a_clear_error(tmp_path, monkeypatch):
-    import cae_fast.train as train_mod
+    import cae_fast.train.loop as train_mod
     from cae_fast.errors import InputError
 
     cfg = _cfg(trim_at=(1,), median_k=(5,), train_frames=4)

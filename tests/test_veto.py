@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cae_fast.cli import build_parser, config_from_args
+from cae_fast.cli.flags import build_parser, config_from_args
 from cae_fast.config import EXTEND_GATE, EXTEND_Z, VETO_C, Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
-from cae_fast.models import build_model
-from cae_fast.score import robust_z, score_frames
-from cae_fast.threshold import decide
-from cae_fast.veto import NEEDS, apply_veto, decide_frames, extend_runs, typicality
+from cae_fast.decide.postprocess import NEEDS, apply_veto, decide_frames, extend_runs, typicality
+from cae_fast.decide.rules import decide
+from cae_fast.model.zoo import build_model
+from cae_fast.score.terms import robust_z, score_frames
 
 
 def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cae_fast.export import atomic_write_bytes
-from cae_fast.extremes import Extremes
-from cae_fast.threshold import Decision
+from cae_fast.decide.rules import Decision
+from cae_fast.output.export import atomic_write_bytes
+from cae_fast.output.extremes import Extremes
 
 REPORT_DIR = "report"
 HTML_NAME = "report.html"

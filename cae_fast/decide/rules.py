@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cae_fast.config import DELTA_MARGIN, LONG_FILTER_GATE, PAPER_MEDIAN_KS, Config
-from cae_fast.median import effective_k, median_filter_1d
-from cae_fast.score import MAD_TO_SIGMA, robust_z
+from cae_fast.score.median import effective_k, median_filter_1d
+from cae_fast.score.terms import MAD_TO_SIGMA, robust_z
 
 
 @dataclass
@@ -247,7 +247,7 @@ class Decision:
     segments: np.ndarray  # (S, 2) int64 [start, end) of removed runs
     segment_peak: np.ndarray  # (S,) peak of the thresholded statistic in each run
     warnings: list[str] = field(default_factory=list)
-    typicality: np.ndarray | None = None  # (N,) the veto's measure, when it was applied (cae_fast.veto)
+    typicality: np.ndarray | None = None  # (N,) the veto's measure, when applied (decide.postprocess)
 
     @property
     def stat(self) -> np.ndarray:

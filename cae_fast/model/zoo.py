@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cae_fast.config import ENCODER_CHANNELS, FCN_HIDDEN, KL_WARMUP, KL_WEIGHT, LATENT_DIM, Config
-from cae_fast.model import CAE
+from cae_fast.model.cae import CAE
 
 
 class CAEBN(CAE):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cae_fast.median import median_filter_1d
+from cae_fast.score.median import median_filter_1d
 
 # The baseline of each tile is its running median over LENS_WINDOW frames: long enough that a
 # 120-frame run is a minority of every window, short enough to follow lighting drift. On the

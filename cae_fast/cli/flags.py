@@ -8,17 +8,17 @@ import argparse
 import time
 from pathlib import Path
 
-from cae_fast import argtypes as T
 from cae_fast import config as C
+from cae_fast.cli import argtypes as T
 from cae_fast.config import Config
 from cae_fast.data import builtin
+from cae_fast.decide.rules import THRESHOLDS
 from cae_fast.errors import InputError
-from cae_fast.losses import REC_LOSSES, REF_NORMS
-from cae_fast.median import MEDIAN_MODES
-from cae_fast.models import ARCHS
-from cae_fast.score import SCORE_NAMES
-from cae_fast.threshold import THRESHOLDS
-from cae_fast.train import CHECKPOINT_NAME, load_checkpoint
+from cae_fast.model.losses import REC_LOSSES, REF_NORMS
+from cae_fast.model.zoo import ARCHS
+from cae_fast.score.median import MEDIAN_MODES
+from cae_fast.score.terms import SCORE_NAMES
+from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
 """Per-frame scores from one pass over the frames and their reconstructions (the median filter
-over the frame index that turns them into the paper's ``PCC_med`` is in ``cae_fast.median``).
+over the frame index that turns them into the paper's ``PCC_med`` is in ``cae_fast.score.median``).
 
 Scores live in a registry: each name maps to a function of a ``Batch`` (frames, reconstructions,
 latents, and the reference set H_ref when asked for) that may compute several scores at once
@@ -19,11 +19,11 @@ from cae_fast import dist, ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, to_float
 from cae_fast.data.cache import release_rows
-from cae_fast.encode import encode_frames
-from cae_fast.lens import deviation as lens_deviation
-from cae_fast.lens import persistence as lens_persistence
-from cae_fast.lens import persistent as lens_persistent
-from cae_fast.model import CAE
+from cae_fast.model.cae import CAE
+from cae_fast.model.encode import encode_frames
+from cae_fast.score.lens import deviation as lens_deviation
+from cae_fast.score.lens import persistence as lens_persistence
+from cae_fast.score.lens import persistent as lens_persistent
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def local(scores: dict[str, np.ndarray]) -> np.ndarray:
 
 def lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     """The model-free term: each tile's colour distance from its running per-place baseline
-    (``cae_fast.lens``), kept where it lasts ``persist`` frames (``lens.persistent``; 1: every
+    (``cae_fast.score.lens``), kept where it lasts ``persist`` frames (``lens.persistent``; 1: every
     frame on its own), scored as ``local`` scores tile errors. Higher = dirtier."""
     return _worst_tiles(lens_persistent(lens_deviation(scores["tile_rgb"]), persist))
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from cae_fast.config import EXTEND_GATE, Config
-from cae_fast.score import DIRECTION, LAP_EPS, lens, robust_z
-from cae_fast.threshold import Decision, Threshold, decide, removed_segments, sanity_warnings
+from cae_fast.decide.rules import Decision, Threshold, decide, removed_segments, sanity_warnings
+from cae_fast.score.terms import DIRECTION, LAP_EPS, lens, robust_z
 
 # What ``typicality`` reads, for the scoring pass to compute beside the chosen score.
 NEEDS = ("lapvar", "lens")

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cae_fast import evaluate as ev
 from cae_fast.config import Config
 from cae_fast.data import load_frames
+from cae_fast.decide.rules import best_f1_cut, filtered
 from cae_fast.errors import InputError
-from cae_fast.median import effective_k
-from cae_fast.score import DIRECTION, score_frames
-from cae_fast.threshold import best_f1_cut, filtered
+from cae_fast.output import evaluate as ev
+from cae_fast.score.median import effective_k
+from cae_fast.score.terms import DIRECTION, score_frames
 
 CHECKPOINT_KEY = "best_f1"  # where the cut lives in a checkpoint
 

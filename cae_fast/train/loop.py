@@ -22,13 +22,13 @@ from tqdm import tqdm
 from cae_fast import dist
 from cae_fast.config import TRIM_SCORE, Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
-from cae_fast.encode import autocast_for, encode_frames
+from cae_fast.decide.rules import below_median_z, decide
 from cae_fast.errors import InputError
-from cae_fast.losses import rec_loss, ref_loss
-from cae_fast.model import CAE
-from cae_fast.models import build_model, hparams_of, rebuild
-from cae_fast.score import DIRECTION, score_frames
-from cae_fast.threshold import below_median_z, decide
+from cae_fast.model.cae import CAE
+from cae_fast.model.encode import autocast_for, encode_frames
+from cae_fast.model.losses import rec_loss, ref_loss
+from cae_fast.model.zoo import build_model, hparams_of, rebuild
+from cae_fast.score.terms import DIRECTION, score_frames
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"

@@ -8,7 +8,7 @@ import torch
 from cae_fast import dist
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, to_float
-from cae_fast.model import CAE
+from cae_fast.model.cae import CAE
 
 
 def autocast_for(cfg: Config, device: torch.device) -> torch.autocast:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cae_fast.decide.rules import Decision
 from cae_fast.errors import InputError
-from cae_fast.export import atomic_write_bytes
-from cae_fast.score import robust_z
-from cae_fast.threshold import Decision
+from cae_fast.output.export import atomic_write_bytes
+from cae_fast.score.terms import robust_z
 
 METRICS_NAME = "metrics.json"
 

@@ -1,0 +1,1 @@
+"""What a run leaves behind: the npz, lists, csv, the report, and evaluation against labels."""

@@ -1,0 +1,1 @@
+"""Training: the loop, the trimming (who trains), checkpoints."""
