@@ -1,0 +1,445 @@
+"""The Python API: ``FrameFilter``, a detector in the scikit-learn / PyOD style.
+
+    >>> f = FrameFilter(image_size=96).fit("frames/")     # doctest: +SKIP
+    >>> f.decision_scores_, f.threshold_, f.labels_        # doctest: +SKIP
+
+``fit`` runs the same stages as ``python -m cae_fast.run`` on the same settings (train, score,
+decide; ``cae_fast.cli.main.run``), so both give the same scores and the same decision. It prints
+nothing and leaves no file behind: training's checkpoint and the frame cache live in a temporary
+folder (unless ``cache_dir`` is given) that is removed when ``fit`` returns; only ``save`` writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from cae_fast import config as C
+from cae_fast.config import Config
+from cae_fast.data import load_frames
+from cae_fast.data.sources import _check_array_header, _iter_array
+from cae_fast.decide import postprocess
+from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut
+from cae_fast.errors import InputError
+from cae_fast.model.cae import check_image_size
+from cae_fast.model.zoo import hparams_of, rebuild
+from cae_fast.score.terms import COMBINED, ENSEMBLES, SCORERS, score_frames
+from cae_fast.train.loop import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    EARLY_KEY,
+    load_checkpoint,
+    pick_device,
+    train,
+)
+
+__all__ = ["FrameFilter", "NotFittedError", "Segment"]
+
+log = logging.getLogger("cae_fast")
+FramesLike = np.ndarray | str | os.PathLike
+# Settings that name files of a command-line job; the API takes frames as arguments instead.
+_JOB_ONLY = ("data", "train_data", "out", "score_only", "resume", "report", "labels")
+_SAVED_KEY = "frame_filter"  # the fitted attributes inside a saved checkpoint
+
+
+class Segment(NamedTuple):
+    """A run of removed frames: ``start`` to ``end`` (exclusive), and the largest value of
+    ``threshold_scores_`` in it."""
+
+    start: int
+    end: int
+    peak: float
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs the trained network was called before ``fit`` or ``load``."""
+
+
+class FrameFilter:
+    """Find the corrupted frames of a sequence (raindrops, dirt, glare, blur) without labels.
+
+    Parameters
+    ----------
+    paper : bool, default False
+        Start from the published recipe (score ``pcc``, the ``paper`` threshold, a 101-frame
+        median filter, no trimming, 100 epochs over every frame), as ``--paper`` does.
+    verbose : bool, default False
+        Log what each stage did to the ``"cae_fast"`` logger at INFO level (configure ``logging``
+        to see it). Progress bars are the separate setting ``progress``.
+    config : Config, optional
+        Start from this ``Config`` instead of the defaults; ``settings`` still override it.
+    **settings
+        Any ``Config`` field, e.g. ``image_size=96``, ``epochs=2``, ``mad_k=3.0``,
+        ``device="cpu"``, ``seed=0``, ``cache_dir="/scratch/cache"``. A field left out takes the
+        command line's default for a ``--data`` run; ``progress`` is off here.
+
+    Attributes
+    ----------
+    decision_scores_ : ndarray of shape (n_frames,)
+        The raw score of each fitted frame (``config_.score``), higher = dirtier, exactly as
+        scored (the ``filter_result.npz`` key of the same name).
+    threshold_ : float
+        The cut, in the units of ``threshold_scores_`` (named by ``threshold_units_``): for the
+        default ``mad`` rule a robust z of the median-filtered score; for ``paper``, ``fixed``
+        and ``best-f1`` the median-filtered score itself.
+    threshold_scores_ : ndarray of shape (n_frames,)
+        What ``threshold_`` was compared with, per frame (after the veto and ``extend``).
+    filtered_scores_ : ndarray of shape (n_frames,)
+        ``decision_scores_`` median-filtered over the frame index, in the score's units.
+    labels_ : ndarray of shape (n_frames,) of int
+        1 = remove, 0 = keep.
+    segments_ : list of Segment
+        The runs of removed frames, ``(start, end, peak)``, end exclusive.
+    trained_on_ : ndarray of shape (n_frames,) of bool, or None
+        The frames the network trained on after the trimming (None: untrained).
+    frame_names_ : list of str, or None
+        The source of each frame for path input (image file or ``array.npz[i]``).
+    threshold_rule_, threshold_units_ : str
+        The rule as applied, and the name of the statistic it cut.
+    warnings_ : list of str
+        Why the decision may be useless (nothing or everything removed, ...); also raised as
+        ``UserWarning``.
+    config_ : Config
+        The resolved settings of the fit.
+    """
+
+    def __init__(self, *, paper: bool = False, verbose: bool = False, config: Config | None = None,
+                 **settings: Any) -> None:  # fmt: skip
+        fields = {f.name: f for f in dataclasses.fields(Config)}
+        for name in settings:
+            if name not in fields:
+                raise TypeError(
+                    f"FrameFilter got an unknown setting {name!r}; the settings are Config's fields"
+                )
+            if name in _JOB_ONLY:
+                raise TypeError(f"FrameFilter does not take {name!r}: pass frames to fit() and use save()")
+        self.paper, self.verbose, self.base_config, self.settings = paper, verbose, config, dict(settings)
+
+    # -- scikit-learn conventions ----------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn's ``clone`` and grid searches use them)."""
+        return {"paper": self.paper, "verbose": self.verbose, "config": self.base_config, **self.settings}
+
+    def set_params(self, **params: Any) -> FrameFilter:
+        """Change constructor arguments; returns ``self``."""
+        p = {**self.get_params(), **params}
+        self.__init__(**p)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v not in (False, None))
+        return f"FrameFilter({args})"
+
+    @property
+    def config(self) -> Config:
+        """The settings a ``fit`` would use now, with every default filled in as for a ``--data``
+        run of the command line (``--paper`` for ``paper=True``)."""
+        cfg = self.base_config or Config(progress=False)
+        if self.paper:
+            cfg = _paper(cfg)
+        values = {k: _as_field(k, v) for k, v in self.settings.items()}
+        cfg = dataclasses.replace(cfg, **values)
+        # Defaults that differ between the demo and user data take the user-data side.
+        return dataclasses.replace(cfg, data=cfg.data or "<frames>").resolved()
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(self, X: FramesLike, y: np.ndarray | None = None) -> FrameFilter:
+        """Train the network on ``X``, score every frame and decide which to remove.
+
+        Parameters
+        ----------
+        X : ndarray or path
+            Frames in order: a uint8 array ``(N, H, W, 3)`` (also ``(N, H, W)`` gray,
+            ``(N, 3, H, W)``, 1 or 4 channels, or float in [0, 1]), a folder of images, or an
+            ``.npy`` / ``.npz`` file (``images``, optional ``labels``). Resized to ``image_size``.
+        y : ndarray of shape (n_frames,), optional
+            Labels (1 = dirty), only read by ``threshold="best-f1"`` (else ignored); an ``.npz``
+            with ``labels`` supplies them too.
+
+        Returns
+        -------
+        self : FrameFilter
+        """
+        cfg = self.config
+        _check_settings(cfg)
+        device = pick_device(cfg.device)
+        with _workspace() as tmp:
+            images, labels, names, cfg = _frames(X, cfg, tmp)
+            self._say(f"{len(images)} frames, {cfg.image_size}x{cfg.image_size}, device {device}")
+            if len(images) < cfg.batch_size:
+                raise InputError(
+                    _where(X),
+                    f"only {len(images)} frames, fewer than one batch (batch_size {cfg.batch_size})",
+                )
+            model, history = train(images, cfg, tmp)
+            for h in history[-1:]:
+                self._say(f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}")
+            state = load_checkpoint(Path(tmp) / CHECKPOINT_NAME) if history else {}
+            early = _net(state, EARLY_KEY, device) if cfg.score in ENSEMBLES and EARLY_KEY in state else None
+            trained_on = None
+            if history:
+                trained_on = np.ones(len(images), bool)
+                if state.get("pool") is not None:
+                    trained_on[:] = False
+                    trained_on[state["pool"].numpy()] = True
+            needs = postprocess.NEEDS if postprocess.veto_on(cfg) else ()
+            scores = score_frames(
+                model, images, cfg, device, tuple(dict.fromkeys((cfg.score, *needs))), early
+            )
+            cut = None
+            if cfg.threshold == "best-f1":
+                labels = labels if y is None else _labels(y, len(images))
+                cut = choose_cut(cfg, (model, early), device, scores[cfg.score], labels, None)
+                cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
+            decision = _decide(scores, cfg, trained_on)
+        self.model_, self.early_model_, self.config_ = model, early, cfg
+        self._cut = None if cut is None else cut.to_dict()
+        self.decision_scores_ = scores[cfg.score].astype(np.float64)
+        self.trained_on_, self.frame_names_ = trained_on, names
+        self._set_decision(decision)
+        self._say(f"{self.threshold_rule_}: removed {int(self.labels_.sum())} of {len(self.labels_)} frames")
+        for w in self.warnings_:
+            warnings.warn(w, UserWarning, stacklevel=2)
+        return self
+
+    def fit_predict(self, X: FramesLike, y: np.ndarray | None = None) -> np.ndarray:
+        """``fit(X).labels_``."""
+        return self.fit(X, y).labels_
+
+    def _set_decision(self, d: Any) -> None:
+        t = d.threshold
+        self.threshold_ = float(t.delta)
+        self.threshold_scores_ = np.asarray(d.stat, np.float64)
+        self.filtered_scores_ = np.asarray(d.score_med, np.float64)
+        self.labels_ = (~np.asarray(d.is_clean, bool)).astype(np.int64)
+        self.segments_ = [
+            Segment(int(a), int(b), float(p)) for (a, b), p in zip(d.segments, d.segment_peak, strict=True)
+        ]
+        self.threshold_rule_, self.threshold_units_ = t.rule, t.stat_name
+        self.warnings_ = list(d.warnings)
+
+    # -- new frames --------------------------------------------------------------------------------
+    def decision_function(self, X: FramesLike) -> np.ndarray:
+        """The raw score of each frame of ``X`` under the trained network, higher = dirtier (as
+        ``decision_scores_``; what ``--score-only`` computes).
+
+        The default score and its terms are robust z's over the scored frames, so the scores of
+        ``X`` are relative to ``X``: pass a sequence or a representative batch, not single frames.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_frames,)
+        """
+        return self._score(X, ())[self.config_.score].astype(np.float64)
+
+    def predict(self, X: FramesLike) -> np.ndarray:
+        """Labels (1 = remove) for the frames of ``X`` under the fitted rule, as ``--score-only``
+        decides: ``mad`` and ``contamination`` cut the robust z over ``X`` at the fitted
+        ``mad_k`` / fraction, ``paper`` takes its median from ``X``, ``fixed`` and ``best-f1`` apply
+        ``threshold_`` as it is; the veto compares with all of ``X``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_frames,) of int
+        """
+        cfg = self._fitted().config_
+        needs = postprocess.NEEDS if postprocess.veto_on(cfg) else ()
+        d = _decide(self._score(X, needs), cfg, None)
+        return (~np.asarray(d.is_clean, bool)).astype(np.int64)
+
+    def _score(self, X: FramesLike, extra: tuple[str, ...]) -> dict[str, np.ndarray]:
+        cfg = self._fitted().config_
+        device = next(self.model_.parameters()).device
+        with _workspace() as tmp:
+            images = _frames(X, cfg, tmp)[0]
+            return score_frames(self.model_, images, cfg, device, tuple(dict.fromkeys((cfg.score, *extra))),
+                                self.early_model_)  # fmt: skip
+
+    def _fitted(self) -> FrameFilter:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("this FrameFilter is not fitted yet: call fit() or FrameFilter.load() first")
+        return self
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            log.info(message)
+
+    # -- files ---------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the network, the settings, the cut and the fitted attributes to ``path``.
+
+        The file is also a checkpoint that ``python -m cae_fast.run --score-only`` reads.
+        """
+        self._fitted()
+        path = Path(path)
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "hparams": hparams_of(self.model_),
+            "model": _cpu(self.model_.state_dict()),
+            "config": self.config_.to_json(),
+        }
+        if self.early_model_ is not None:
+            state[EARLY_KEY] = _cpu(self.early_model_.state_dict())
+        if self._cut is not None:
+            state[CHECKPOINT_KEY] = self._cut
+        if hasattr(self, "labels_"):
+            state[_SAVED_KEY] = {
+                "threshold": self.threshold_,
+                "rule": self.threshold_rule_,
+                "units": self.threshold_units_,
+                "warnings": list(self.warnings_),
+                "names": self.frame_names_,
+                "segments": [list(s) for s in self.segments_],
+                **{k: torch.from_numpy(np.asarray(getattr(self, k + "_"))) for k in _ARRAYS},
+                "trained_on": None if self.trained_on_ is None else torch.from_numpy(self.trained_on_),
+            }
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)  # a reader sees the old file or the new one, never half of one
+        except OSError as exc:
+            raise InputError(path, f"cannot write ({exc.strerror or exc})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> FrameFilter:
+        """A fitted ``FrameFilter`` from ``save``, or from a command-line run's ``checkpoint.pt``
+        (then without the fitted attributes: ``decision_function`` and ``predict`` work).
+
+        Parameters
+        ----------
+        path : path
+        device : str, optional
+            Where the network runs ("cpu", "cuda", "auto"); default: the saved setting.
+        """
+        state = load_checkpoint(path)
+        cfg = _config_from_json(state.get("config"), path)
+        cfg = dataclasses.replace(cfg, progress=False, **({} if device is None else {"device": device}))
+        if CHECKPOINT_KEY in state:
+            cfg = dataclasses.replace(cfg, best_f1_cut=float(state[CHECKPOINT_KEY]["value"]))
+        dev = pick_device(cfg.device)
+        f = cls(config=cfg)
+        f.model_, f.config_, f._cut = _net(state, "model", dev, path), cfg, state.get(CHECKPOINT_KEY)
+        f.early_model_ = (
+            _net(state, EARLY_KEY, dev, path) if EARLY_KEY in state and cfg.score in ENSEMBLES else None
+        )
+        fitted = state.get(_SAVED_KEY)
+        if fitted is not None:
+            for k in _ARRAYS:
+                setattr(f, k + "_", fitted[k].numpy())
+            f.threshold_, f.threshold_rule_, f.threshold_units_ = (
+                fitted["threshold"],
+                fitted["rule"],
+                fitted["units"],
+            )
+            f.warnings_, f.frame_names_ = list(fitted["warnings"]), fitted["names"]
+            f.segments_ = [Segment(int(a), int(b), float(p)) for a, b, p in fitted["segments"]]
+            f.trained_on_ = None if fitted["trained_on"] is None else fitted["trained_on"].numpy()
+        return f
+
+
+_ARRAYS = ("decision_scores", "threshold_scores", "filtered_scores", "labels")
+
+
+def _paper(cfg: Config) -> Config:
+    """The published recipe on top of ``cfg``, as ``--paper`` sets it (``cli.flags``)."""
+    return dataclasses.replace(
+        cfg, score=C.PAPER_SCORE, threshold=C.PAPER_THRESHOLD, median_k=C.PAPER_MEDIAN_KS, trim_k=0.0,
+        epochs=C.EPOCHS, epoch_frames=None, veto=0.0, extend=0.0,
+    )  # fmt: skip
+
+
+def _as_field(name: str, value: Any) -> Any:
+    """A single number or a list for a tuple-valued setting (``median_k=5``) as the tuple."""
+    default = Config.__dataclass_fields__[name].default
+    if isinstance(default, tuple) and not isinstance(value, tuple):
+        return tuple(value) if isinstance(value, list | np.ndarray) else (value,)
+    return value
+
+
+def _check_settings(cfg: Config) -> None:
+    try:
+        check_image_size(cfg.image_size, cfg.channels)
+    except ValueError as exc:
+        raise InputError("image_size", str(exc)) from None
+    if cfg.score not in SCORERS and cfg.score not in COMBINED and cfg.score not in ENSEMBLES:
+        raise InputError("score", f"unknown score {cfg.score!r}")
+
+
+def _decide(scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray | None) -> Any:
+    try:
+        return postprocess.decide_frames(scores, cfg, trained_on)
+    except ValueError as exc:  # a rule that does not fit the score (e.g. fixed on a two-sided one)
+        raise InputError("threshold", str(exc)) from None
+
+
+def _workspace() -> tempfile.TemporaryDirectory:
+    # ignore_cleanup_errors: a memmap of the frame cache may still be open (Windows cannot delete it).
+    return tempfile.TemporaryDirectory(prefix="cae_fast_", ignore_cleanup_errors=True)
+
+
+def _where(X: Any) -> str:
+    return str(X) if isinstance(X, str | os.PathLike) else "frames"
+
+
+def _frames(
+    X: FramesLike, cfg: Config, tmp: str
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, Config]:
+    """uint8 ``(N, S, S, 3)`` frames of ``X``, their labels and names (None for arrays), and
+    ``cfg`` with ``data`` naming the source. Paths go through ``load_frames`` like ``--data``."""
+    if isinstance(X, str | os.PathLike):
+        cfg = dataclasses.replace(cfg, data=str(X))
+        frames = load_frames(dataclasses.replace(cfg, cache_dir=cfg.cache_dir or tmp))
+        return frames.images, frames.labels, frames.names, cfg
+    arr = np.asarray(X)
+    where = Path("frames")
+    if arr.dtype == object or arr.ndim not in (3, 4):
+        raise InputError(where, f"expected an array (N, H, W, 3) or (N, H, W), got shape {arr.shape}")
+    _check_array_header(where, arr.shape, arr.dtype)
+    if arr.shape[0] == 0 or 0 in arr.shape[1:3]:
+        raise InputError(where, f"no frames (shape {arr.shape})")
+    out = np.empty((arr.shape[0], cfg.image_size, cfg.image_size, 3), np.uint8)
+    for i, frame in _iter_array(where, arr, cfg.image_size):  # the same conversion as .npy files
+        out[i] = frame
+    return out, None, None, dataclasses.replace(cfg, data=None)
+
+
+def _labels(y: Any, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.isin(y, (0, 1)).all():
+        raise InputError("y", f"expected one label per frame, 0 (clean) or 1 (dirty): shape ({n},)")
+    return y.astype(np.uint8)
+
+
+def _net(state: dict, key: str, device: torch.device, path: Any = "checkpoint") -> torch.nn.Module:
+    try:
+        model = rebuild(state["hparams"])
+    except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
+        raise InputError(path, f"cannot rebuild the network ({exc})") from None
+    model.load_state_dict(state[key])
+    return model.to(device, memory_format=torch.channels_last).eval()
+
+
+def _cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in sd.items()}
+
+
+def _config_from_json(text: str | None, path: Any) -> Config:
+    """The ``Config`` a checkpoint stores; settings this version no longer has are dropped."""
+    try:
+        stored = json.loads(text)
+    except (TypeError, ValueError):
+        raise InputError(path, "the checkpoint stores no settings") from None
+    fields = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: _as_field(k, v) for k, v in stored.items() if k in fields})
