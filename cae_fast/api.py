@@ -33,14 +33,8 @@ from cae_fast.errors import InputError
 from cae_fast.model.cae import check_image_size
 from cae_fast.model.zoo import hparams_of, rebuild
 from cae_fast.score.terms import COMBINED, ENSEMBLES, SCORERS, score_frames
-from cae_fast.train.loop import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_NAME,
-    EARLY_KEY,
-    load_checkpoint,
-    pick_device,
-    train,
-)
+from cae_fast.train import loop
+from cae_fast.train.loop import EARLY_KEY, load_checkpoint, pick_device
 
 __all__ = ["FrameFilter", "NotFittedError", "Segment"]
 
@@ -143,10 +137,10 @@ class FrameFilter:
     def config(self) -> Config:
         """The settings a ``fit`` would use now, with every default filled in as for a ``--data``
         run of the command line (``--paper`` for ``paper=True``)."""
-        cfg = self.base_config or Config(progress=False)
+        cfg = self.base_config or Config()
         if self.paper:
             cfg = _paper(cfg)
-        values = {k: _as_field(k, v) for k, v in self.settings.items()}
+        values = {"progress": False, **{k: _as_field(k, v) for k, v in self.settings.items()}}
         cfg = dataclasses.replace(cfg, **values)
         # Defaults that differ between the demo and user data take the user-data side.
         return dataclasses.replace(cfg, data=cfg.data or "<frames>").resolved()
@@ -176,14 +170,14 @@ class FrameFilter:
             images, labels, names, cfg = _frames(X, cfg, tmp)
             self._say(f"{len(images)} frames, {cfg.image_size}x{cfg.image_size}, device {device}")
             if len(images) < cfg.batch_size:
+                where = str(X) if isinstance(X, str | os.PathLike) else "frames"
                 raise InputError(
-                    _where(X),
-                    f"only {len(images)} frames, fewer than one batch (batch_size {cfg.batch_size})",
+                    where, f"only {len(images)} frames, fewer than one batch (batch_size {cfg.batch_size})"
                 )
-            model, history = train(images, cfg, tmp)
+            model, history = loop.train(images, cfg, tmp)
             for h in history[-1:]:
                 self._say(f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}")
-            state = load_checkpoint(Path(tmp) / CHECKPOINT_NAME) if history else {}
+            state = load_checkpoint(Path(tmp) / loop.CHECKPOINT_NAME) if history else {}
             early = _net(state, EARLY_KEY, device) if cfg.score in ENSEMBLES and EARLY_KEY in state else None
             trained_on = None
             if history:
@@ -282,7 +276,7 @@ class FrameFilter:
         self._fitted()
         path = Path(path)
         state: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT,
+            "format": loop.CHECKPOINT_FORMAT,
             "hparams": hparams_of(self.model_),
             "model": _cpu(self.model_.state_dict()),
             "config": self.config_.to_json(),
@@ -292,16 +286,7 @@ class FrameFilter:
         if self._cut is not None:
             state[CHECKPOINT_KEY] = self._cut
         if hasattr(self, "labels_"):
-            state[_SAVED_KEY] = {
-                "threshold": self.threshold_,
-                "rule": self.threshold_rule_,
-                "units": self.threshold_units_,
-                "warnings": list(self.warnings_),
-                "names": self.frame_names_,
-                "segments": [list(s) for s in self.segments_],
-                **{k: torch.from_numpy(np.asarray(getattr(self, k + "_"))) for k in _ARRAYS},
-                "trained_on": None if self.trained_on_ is None else torch.from_numpy(self.trained_on_),
-            }
+            state[_SAVED_KEY] = {k: _saved(getattr(self, k)) for k in _FITTED}
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         try:
             torch.save(state, tmp)
@@ -334,22 +319,23 @@ class FrameFilter:
         f.early_model_ = (
             _net(state, EARLY_KEY, dev, path) if EARLY_KEY in state and cfg.score in ENSEMBLES else None
         )
-        fitted = state.get(_SAVED_KEY)
-        if fitted is not None:
-            for k in _ARRAYS:
-                setattr(f, k + "_", fitted[k].numpy())
-            f.threshold_, f.threshold_rule_, f.threshold_units_ = (
-                fitted["threshold"],
-                fitted["rule"],
-                fitted["units"],
-            )
-            f.warnings_, f.frame_names_ = list(fitted["warnings"]), fitted["names"]
-            f.segments_ = [Segment(int(a), int(b), float(p)) for a, b, p in fitted["segments"]]
-            f.trained_on_ = None if fitted["trained_on"] is None else fitted["trained_on"].numpy()
+        for k, v in state.get(_SAVED_KEY, {}).items():
+            v = v.numpy() if isinstance(v, torch.Tensor) else v
+            setattr(f, k, [Segment(*s) for s in v] if k == "segments_" else v)
         return f
 
 
-_ARRAYS = ("decision_scores", "threshold_scores", "filtered_scores", "labels")
+# What save() keeps of a fit besides the network and the settings.
+_FITTED = ("decision_scores_", "threshold_", "threshold_scores_", "filtered_scores_", "labels_", "segments_",
+           "trained_on_", "frame_names_", "threshold_rule_", "threshold_units_", "warnings_")  # fmt: skip
+
+
+def _saved(value: Any) -> Any:
+    """A fitted attribute as ``torch.load(weights_only=True)`` reads it back."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    segments = isinstance(value, list) and value and isinstance(value[0], Segment)
+    return [list(s) for s in value] if segments else value
 
 
 def _paper(cfg: Config) -> Config:
@@ -387,10 +373,6 @@ def _decide(scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray |
 def _workspace() -> tempfile.TemporaryDirectory:
     # ignore_cleanup_errors: a memmap of the frame cache may still be open (Windows cannot delete it).
     return tempfile.TemporaryDirectory(prefix="cae_fast_", ignore_cleanup_errors=True)
-
-
-def _where(X: Any) -> str:
-    return str(X) if isinstance(X, str | os.PathLike) else "frames"
 
 
 def _frames(

@@ -193,6 +193,27 @@ def test_save_load_gives_the_same_scores_and_the_command_line_reads_the_file(fit
     assert g.predict(new)[10:16].all()  # the new run, found by the loaded filter
 
 
+def test_best_f1_cut_from_labels_travels_with_the_saved_file(data, tmp_path):
+    """A run the 5-frame median filter keeps intact and a score that separates it: the F1-optimal
+    cut removes exactly the labelled frames, and --score-only applies the cut stored by save()."""
+    f = FrameFilter(**FAST, threshold="best-f1", veto=0, extend=0).fit(data["array"], y=data["labels"])
+    assert np.array_equal(f.labels_, data["labels"])
+    assert f.threshold_units_ == f"{f.config_.score}_med"  # the cut is in the filtered score's units
+    path = f.save(tmp_path / "f1.pt")
+    new, truth = sequence(seed=2, run=(20, 30))
+    np.savez(tmp_path / "new.npz", images=new)
+    out = tmp_path / "rescored"
+    argv = [
+        "--data", str(tmp_path / "new.npz"), "--score-only", str(path), "--out", str(out), "--threshold",
+        "best-f1", "--median-k", "5", "--veto", "0", "--extend", "0", "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    with np.load(out / "filter_result.npz") as res:
+        assert float(res["delta"]) == f.threshold_
+        assert np.array_equal(FrameFilter.load(path).predict(new) == 1, ~res["is_clean"])
+    assert np.array_equal(FrameFilter.load(path).predict(new), truth)
+
+
 @pytest.mark.parametrize(
     ("frames", "problem"),
     [
