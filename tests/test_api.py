@@ -258,8 +258,10 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch):
     code = _readme_api_block()
     if code is None:
         pytest.skip("README has no 'Python API' section with a python block yet")
-    # Whatever data paths it names exist, as a tiny sequence in the form the name implies.
-    images, labels = sequence(n=48, run=(30, 36))
+    # Whatever data paths it names exist, as a tiny sequence in the form the name implies; the
+    # names it leaves to the reader's data (``frames``, ``new``) are tiny arrays.
+    images, labels = sequence(n=36, run=(24, 30))  # one batch of the default 32, and a few frames
+    names = {"__name__": "readme", "frames": images, "new": sequence(n=36, run=(5, 10), seed=3)[0]}
     monkeypatch.chdir(tmp_path)
     for name in set(re.findall(r"""["']([^"']+)["']""", code)):
         if name.endswith((".npy", ".npz")) or name.endswith("/"):
@@ -275,4 +277,4 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch):
                     Image.fromarray(img).save(path / f"{i:04d}.png")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a tiny sequence shrinks the filters
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+        exec(compile(code, "README.md", "exec"), names)
