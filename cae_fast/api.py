@@ -87,6 +87,9 @@ class FrameFilter:
         and ``best-f1`` the median-filtered score itself.
     threshold_scores_ : ndarray of shape (n_frames,)
         What ``threshold_`` was compared with, per frame (after the veto and ``extend``).
+    scores_ : dict of str to ndarray
+        Every score the fit computed, the chosen one and its terms (which term flagged a frame),
+        each higher = dirtier; not kept by ``save``.
     filtered_scores_ : ndarray of shape (n_frames,)
         ``decision_scores_`` median-filtered over the frame index, in the score's units.
     labels_ : ndarray of shape (n_frames,) of int
@@ -130,7 +133,9 @@ class FrameFilter:
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v not in (False, None))
+        args = ", ".join(
+            f"{k}={v!r}" for k, v in self.get_params().items() if v is not False and v is not None
+        )
         return f"FrameFilter({args})"
 
     @property
@@ -197,7 +202,7 @@ class FrameFilter:
             decision = _decide(scores, cfg, trained_on)
         self.model_, self.early_model_, self.config_ = model, early, cfg
         self._cut = None if cut is None else cut.to_dict()
-        self.decision_scores_ = scores[cfg.score].astype(np.float64)
+        self.decision_scores_, self.scores_ = scores[cfg.score].astype(np.float64), scores
         self.trained_on_, self.frame_names_ = trained_on, names
         self._set_decision(decision)
         self._say(f"{self.threshold_rule_}: removed {int(self.labels_.sum())} of {len(self.labels_)} frames")
@@ -210,7 +215,7 @@ class FrameFilter:
         return self.fit(X, y).labels_
 
     def _set_decision(self, d: Any) -> None:
-        t = d.threshold
+        t, self._decision = d.threshold, d  # the whole Decision, for the command line's outputs
         self.threshold_ = float(t.delta)
         self.threshold_scores_ = np.asarray(d.stat, np.float64)
         self.filtered_scores_ = np.asarray(d.score_med, np.float64)

@@ -134,6 +134,8 @@ def test_api_and_command_line_are_the_same_job(fitted, data, tmp_path):
         assert f.threshold_ == float(res["delta"])
         assert np.array_equal(f.threshold_scores_, res["threshold_stat"].astype(np.float64))
         assert [[s.start, s.end] for s in f.segments_] == res["segments"].tolist()
+        for name, values in f.scores_.items():  # the chosen score's terms too
+            assert np.array_equal(values, res[name]), name
 
 
 def test_trimmed_training_is_the_same_job_too(data, tmp_path):
@@ -146,22 +148,25 @@ def test_trimmed_training_is_the_same_job_too(data, tmp_path):
     )
     with np.load(tmp_path / "run" / "filter_result.npz") as res:
         assert np.array_equal(f.trained_on_, res["trained_on"])
+        assert np.array_equal(f._decision.typicality, res["typicality"])  # measured against trained_on_
         assert np.array_equal(f.decision_scores_, res[f.config_.score].astype(np.float64))
         assert np.array_equal(f.labels_ == 1, ~res["is_clean"])
     assert not f.trained_on_[RUN[0] : RUN[1]].any()  # the splat run was left out of training
 
 
-def test_the_three_inputs_give_the_same_scores(fitted, data, capfd):
+def test_the_three_inputs_give_the_same_scores(fitted, data, capfd, caplog):
     f, _ = fitted
     on_npz = f.decision_function(str(data["npz"]))
     assert np.array_equal(on_npz, f.decision_scores_)  # the trained network, the same frames
     assert np.array_equal(f.decision_function(data["folder"]), on_npz)
     assert np.array_equal(f.decision_function(data["array"]), on_npz)
-    g = FrameFilter(**FAST).fit(data["array"])  # and a whole fit on the array
+    with caplog.at_level("INFO", logger="cae_fast"):
+        g = FrameFilter(**FAST, verbose=True).fit(data["array"])  # and a whole fit on the array
     assert np.array_equal(g.decision_scores_, f.decision_scores_)
     assert np.array_equal(g.labels_, f.labels_)
     assert g.frame_names_ is None and f.frame_names_[0].endswith("seq.npz[0]")
-    assert capfd.readouterr() == ("", "")  # nothing printed
+    assert capfd.readouterr() == ("", "")  # nothing printed: verbose goes to the logger
+    assert any("removed 8 of 64 frames" in r.getMessage() for r in caplog.records)
 
 
 def test_gray_and_float_frames_are_read_as_the_files_are(fitted, data):
