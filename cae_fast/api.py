@@ -32,7 +32,7 @@ from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut
 from cae_fast.errors import InputError
 from cae_fast.model.cae import check_image_size
 from cae_fast.model.zoo import hparams_of, rebuild
-from cae_fast.score.terms import COMBINED, ENSEMBLES, SCORERS, score_frames
+from cae_fast.score.terms import ENSEMBLES, SCORE_NAMES, score_frames
 from cae_fast.train import loop
 from cae_fast.train.loop import EARLY_KEY, load_checkpoint, pick_device
 
@@ -80,13 +80,14 @@ class FrameFilter:
     ----------
     decision_scores_ : ndarray of shape (n_frames,)
         The raw score of each fitted frame (``config_.score``), higher = dirtier, exactly as
-        scored (the ``filter_result.npz`` key of the same name).
+        scored (``filter_result.npz`` stores it under the score's name).
     threshold_ : float
         The cut, in the units of ``threshold_scores_`` (named by ``threshold_units_``): for the
         default ``mad`` rule a robust z of the median-filtered score; for ``paper``, ``fixed``
         and ``best-f1`` the median-filtered score itself.
     threshold_scores_ : ndarray of shape (n_frames,)
-        What ``threshold_`` was compared with, per frame (after the veto and ``extend``).
+        What ``threshold_`` was compared with, per frame, higher = dirtier. The veto may keep
+        a frame above the cut and ``extend`` add one below it (``threshold_rule_`` says so).
     scores_ : dict of str to ndarray
         Every score the fit computed, the chosen one and its terms (which term flagged a frame),
         each higher = dirtier; not kept by ``save``.
@@ -111,9 +112,8 @@ class FrameFilter:
 
     def __init__(self, *, paper: bool = False, verbose: bool = False, config: Config | None = None,
                  **settings: Any) -> None:  # fmt: skip
-        fields = {f.name: f for f in dataclasses.fields(Config)}
         for name in settings:
-            if name not in fields:
+            if name not in Config.__dataclass_fields__:
                 raise TypeError(
                     f"FrameFilter got an unknown setting {name!r}; the settings are Config's fields"
                 )
@@ -364,8 +364,8 @@ def _check_settings(cfg: Config) -> None:
         check_image_size(cfg.image_size, cfg.channels)
     except ValueError as exc:
         raise InputError("image_size", str(exc)) from None
-    if cfg.score not in SCORERS and cfg.score not in COMBINED and cfg.score not in ENSEMBLES:
-        raise InputError("score", f"unknown score {cfg.score!r}")
+    if cfg.score not in SCORE_NAMES:
+        raise InputError("score", f"unknown score {cfg.score!r}; known: {', '.join(SCORE_NAMES)}")
 
 
 def _decide(scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray | None) -> Any:

@@ -239,6 +239,8 @@ def test_bad_input_is_an_input_error(frames, problem):
 def test_bad_settings_and_use_before_fit():
     with pytest.raises(InputError, match="multiple of 16"):
         FrameFilter(**{**FAST, "image_size": 30}).fit(np.zeros((16, 30, 30, 3), np.uint8))
+    with pytest.raises(InputError, match="unknown score 'tile_rgb'"):  # a map, not a per-frame score
+        FrameFilter(**FAST, score="tile_rgb").fit(np.zeros((16, 32, 32, 3), np.uint8))
     with pytest.raises(TypeError, match="unknown setting"):
         FrameFilter(imagesize=32)
     with pytest.raises(TypeError, match="pass frames to fit"):
