@@ -48,9 +48,9 @@ from cae_fast.cli.argtypes import channels, epochs_list, fraction, nonnegative, 
 from cae_fast.config import Config
 from cae_fast.data.synth import KINDS, PAPER_CLEAN, PAPER_DIRTY, SynthSpec, generate
 from cae_fast.decide.postprocess import decide_frames
-from cae_fast.output.evaluate import dirtiness, evaluate, evaluation_series
+from cae_fast.output.evaluate import evaluate, evaluation_series
 from cae_fast.output.export import atomic_write_bytes
-from cae_fast.score.terms import DIRECTION, SCORE_NAMES, score_frames
+from cae_fast.score.terms import SCORE_NAMES, score_frames
 from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint, load_early, train
 
 # The raw table's raindrop-only sequences, scored by the first network: the balance of drops (more
@@ -130,7 +130,7 @@ def config_labels(text: str) -> tuple[str, ...]:
 def raw_auc_table(sc: dict[str, np.ndarray], data, nets: tuple, cfg: Config, spec: SynthSpec) -> str:
     cols: dict[str, dict[str, float]] = {}
     for name in SCORE_NAMES:
-        s = dirtiness(sc[name], DIRECTION[name])
+        s = np.asarray(sc[name], np.float64)
         for ki, kind in enumerate(KINDS):
             m = (data.kinds == -1) | (data.kinds == ki)
             cols.setdefault(kind, {})[name] = auc(data.labels[m], s[m])
@@ -139,7 +139,7 @@ def raw_auc_table(sc: dict[str, np.ndarray], data, nets: tuple, cfg: Config, spe
         rain = generate(replace(spec, kinds=("raindrop",), seed=spec.seed + 7, **rain_spec))
         rs = score_frames(nets[0], rain.images, cfg, torch.device("cpu"), tuple(SCORE_NAMES), nets[1])
         for name in SCORE_NAMES:
-            s = dirtiness(rs[name], DIRECTION[name])
+            s = np.asarray(rs[name], np.float64)
             cols.setdefault(column, {})[name] = auc(rain.labels, s)
     lines = ["| score | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     lines += [f"| {n} | " + " | ".join(f"{cols[c][n]:.3f}" for c in cols) + " |" for n in SCORE_NAMES]

@@ -23,10 +23,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from cae_fast import config as C
 from cae_fast.config import Config
 from cae_fast.data import load_frames
-from cae_fast.data.sources import _check_array_header, _iter_array
+from cae_fast.data.sources import array_frames
 from cae_fast.decide import postprocess
 from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut
 from cae_fast.errors import InputError
@@ -144,7 +143,7 @@ class FrameFilter:
         run of the command line (``--paper`` for ``paper=True``)."""
         cfg = self.base_config or Config()
         if self.paper:
-            cfg = _paper(cfg)
+            cfg = cfg.paper()
         values = {"progress": False, **{k: _as_field(k, v) for k, v in self.settings.items()}}
         cfg = dataclasses.replace(cfg, **values)
         # Defaults that differ between the demo and user data take the user-data side.
@@ -343,14 +342,6 @@ def _saved(value: Any) -> Any:
     return [list(s) for s in value] if segments else value
 
 
-def _paper(cfg: Config) -> Config:
-    """The published recipe on top of ``cfg``, as ``--paper`` sets it (``cli.flags``)."""
-    return dataclasses.replace(
-        cfg, score=C.PAPER_SCORE, threshold=C.PAPER_THRESHOLD, median_k=C.PAPER_MEDIAN_KS, trim_k=0.0,
-        epochs=C.EPOCHS, epoch_frames=None, veto=0.0, extend=0.0,
-    )  # fmt: skip
-
-
 def _as_field(name: str, value: Any) -> Any:
     """A single number or a list for a tuple-valued setting (``median_k=5``) as the tuple."""
     default = Config.__dataclass_fields__[name].default
@@ -389,16 +380,7 @@ def _frames(
         cfg = dataclasses.replace(cfg, data=str(X))
         frames = load_frames(dataclasses.replace(cfg, cache_dir=cfg.cache_dir or tmp))
         return frames.images, frames.labels, frames.names, cfg
-    arr = np.asarray(X)
-    where = Path("frames")
-    if arr.dtype == object or arr.ndim not in (3, 4):
-        raise InputError(where, f"expected an array (N, H, W, 3) or (N, H, W), got shape {arr.shape}")
-    _check_array_header(where, arr.shape, arr.dtype)
-    if arr.shape[0] == 0 or 0 in arr.shape[1:3]:
-        raise InputError(where, f"no frames (shape {arr.shape})")
-    out = np.empty((arr.shape[0], cfg.image_size, cfg.image_size, 3), np.uint8)
-    for i, frame in _iter_array(where, arr, cfg.image_size):  # the same conversion as .npy files
-        out[i] = frame
+    out = array_frames(X, cfg.image_size)
     return out, None, None, dataclasses.replace(cfg, data=None)
 
 

@@ -171,7 +171,6 @@ class Config:
     mad_k: float = MAD_K
     veto: float = VETO_C  # 0 = off
     extend: float = EXTEND_Z  # 0 = off
-    two_sided: bool = False  # mad / contamination: flag both tails of the robust z
     contamination: float | None = None  # --threshold contamination: fraction removed
     fixed: float | None = None  # --threshold fixed: the cut on the filtered score
     best_f1_cut: float | None = None  # --threshold best-f1: the cut found on labels (set by run.py)
@@ -192,6 +191,15 @@ class Config:
             if getattr(self, name) is None:
                 values[name] = demo if self.is_demo else paper
         return dataclasses.replace(self, **values)
+
+    def paper(self) -> Config:
+        """This run with the published recipe: the paper's score, threshold, filter and training
+        length, and none of our additions (trimming, veto, extend). The paper-exact row of every
+        comparison and ``--paper``."""
+        return dataclasses.replace(
+            self, score=PAPER_SCORE, threshold=PAPER_THRESHOLD, median_k=PAPER_MEDIAN_KS, trim_k=0.0,
+            epochs=EPOCHS, epoch_frames=None, veto=0.0, extend=0.0,
+        )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

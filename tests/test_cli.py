@@ -53,8 +53,9 @@ def test_end_to_end_npz(tmp_path, tiny_npz, capsys):
     assert "paths" not in res  # array input: no per-frame files
     np.testing.assert_array_equal(res["index"], np.arange(n))
     # The published rule, applied to what was saved.
-    assert float(res["delta"]) == pytest.approx(float(np.median(res["pcc_med"])) - 0.05)
-    np.testing.assert_array_equal(res["is_clean"], res["pcc_med"] >= res["delta"])
+    # pcc is 1 - PCC (higher = dirtier): PCC_med >= median(PCC_med) - 0.05 is pcc_med <= median + 0.05.
+    assert float(res["delta"]) == pytest.approx(float(np.median(res["pcc_med"])) + 0.05)
+    np.testing.assert_array_equal(res["is_clean"], res["pcc_med"] <= res["delta"])
     assert np.all(np.isfinite(res["pcc"])) and np.all(res["mse"] >= 0)
     meta = json.loads(str(res["config"]))
     assert meta["config"]["median_k"] == [5] and meta["config"]["image_size"] == 32
@@ -285,7 +286,7 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
     labels_txt.write_text("".join(f"{v}\n" for v in tiny_frames[1]))
     run = tmp_path / "run"
     flags = ["--score", "pcc", "--threshold", "mad", "--median-k", "3,5", "--detrend", "31", "--mad-k", "2.5"]
-    flags += ["--report"]
+    flags += ["--report", "--veto", "0", "--extend", "0"]  # the cut alone
     out = _run_ok(["--data", str(tiny_npz), "--out", str(run), "--labels", str(labels_txt), *flags], capsys)
     assert "removed segments" in out and "ROC-AUC" in out and "report:" in out
     with np.load(run / "filter_result.npz", allow_pickle=False) as r:
@@ -293,8 +294,8 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
     assert float(res["delta"]) == 2.5
     np.testing.assert_array_equal(res["is_clean"], res["threshold_stat"] <= 2.5)
     y = tiny_frames[1]
-    assert res["eval_roc_auc"] == pytest.approx(roc_auc_score(y, -res["score_med"].astype(np.float64)))
-    assert res["eval_average_precision"] == pytest.approx(average_precision_score(y, -res["score_med"]))
+    assert res["eval_roc_auc"] == pytest.approx(roc_auc_score(y, res["score_med"].astype(np.float64)))
+    assert res["eval_average_precision"] == pytest.approx(average_precision_score(y, res["score_med"]))
     assert res["eval_confusion"].tolist() == confusion_matrix(y, ~res["is_clean"]).tolist()
     removed = np.flatnonzero(~res["is_clean"])
     assert res["segments"].shape[1] == 2 and res["segment_peak"].shape == (len(res["segments"]),)
@@ -306,11 +307,11 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
     assert (run / "report" / "report.html").is_file() and (run / "report" / "training.png").is_file()
     assert (run / "report" / "extremes.png").read_bytes().startswith(b"\x89PNG")
     # Beside it, the published rule on the same PCC: 101 frames (shrunk to 47 here), median - 0.05.
-    pcc_med = median_filter_1d(res["pcc"].astype(np.float64), 47, "reflect")
-    assert float(res["paper_delta"]) == pytest.approx(np.median(pcc_med) - 0.05)
-    np.testing.assert_array_equal(res["paper_is_clean"], pcc_med >= res["paper_delta"])
+    pcc_med = median_filter_1d(1 - res["pcc"].astype(np.float64), 47, "reflect")  # PCC_med, as published
+    assert 1 - float(res["paper_delta"]) == pytest.approx(np.median(pcc_med) - 0.05)
+    np.testing.assert_array_equal(res["paper_is_clean"], pcc_med >= np.median(pcc_med) - 0.05)
     n = int((~res["paper_is_clean"]).sum())
-    assert "the paper's threshold on this network's pcc (k=47, delta = median(pcc_med) - 0.05 = " in out
+    assert "the paper's threshold on this network's PCC (k=47, delta = median(PCC_med) - 0.05 = " in out
     assert f"would remove {n} of 48 frames: " in out
     assert "paper.png" in (run / "report" / "report.html").read_text()
     assert (run / "report" / "paper.png").read_bytes().startswith(b"\x89PNG")
@@ -334,14 +335,15 @@ def test_contamination_fixed_and_the_paper_rule_that_removes_nothing(tmp_path, t
         np.testing.assert_array_equal(r["is_clean"], r["threshold_stat"] < r["delta"])
     _run_ok([*score_only, "--out", str(tmp_path / "f"), "--threshold", "fixed", "--fixed", "0.5"], capsys)
     with np.load(tmp_path / "f" / "filter_result.npz") as r:
-        np.testing.assert_array_equal(r["is_clean"], r["pcc_med"] >= 0.5)
+        np.testing.assert_array_equal(r["is_clean"], r["pcc_med"] <= 0.5)
     out = _run_ok([*score_only, "--out", str(tmp_path / "p"), "--paper", "--delta-margin", "10"], capsys)
     assert "warning: the paper threshold removed no frames" in out
     with np.load(tmp_path / "p" / "filter_result.npz") as r:
         assert r["is_clean"].all() and r["segments"].shape == (0, 2)
         assert "removed no frames" in r["warnings"][0]
         # A margin of 10 (and a 5-frame filter) is not the published rule, which is shown beside it.
-        published = np.median(median_filter_1d(r["pcc"].astype(np.float64), 47, "reflect")) - 0.05
+        # pcc is 1 - PCC: the published median(PCC_med) - 0.05 is median(pcc_med) + 0.05
+        published = np.median(median_filter_1d(r["pcc"].astype(np.float64), 47, "reflect")) + 0.05
         assert float(r["paper_delta"]) == pytest.approx(published)
     out = _run_ok([*score_only, "--out", str(tmp_path / "p2"), "--paper", "--median-k", "101"], capsys)
     assert "the paper's threshold" not in out  # the run's own rule is the published one: no second view

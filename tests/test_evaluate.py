@@ -19,7 +19,6 @@ from sklearn.metrics import (
 from cae_fast.errors import InputError
 from cae_fast.output.evaluate import (
     direction_warnings,
-    dirtiness,
     evaluate,
     format_table,
     load_labels,
@@ -61,14 +60,6 @@ def test_per_kind_is_each_kind_against_the_clean_frames():
         )
         assert rows[name]["n"] == 2
     assert rows["raindrop"]["removed"] == 0.5 and rows["mud"]["removed"] == 1.0
-
-
-def test_dirtiness_turns_every_direction_to_higher_is_dirtier():
-    pcc = np.array([0.9, 0.5, 0.95])
-    np.testing.assert_allclose(dirtiness(pcc, +1), -pcc)
-    np.testing.assert_allclose(dirtiness(pcc, -1), pcc)
-    two = dirtiness(np.array([0.0, 0.1, -0.1, 0.0, 5.0, -5.0]), 0)
-    assert two[4] == two[5] and two[4] > two[1]
 
 
 def test_one_class_gives_nan_not_a_crash_and_wrong_direction_warns():

@@ -18,11 +18,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _labelled_sequence(n: int = 300):
     rng = np.random.default_rng(0)
-    raw = 0.9 + 0.003 * rng.standard_normal(n)
+    raw = 0.1 + 0.003 * rng.standard_normal(n)  # a 1 - PCC-like score: higher = dirtier
     kinds = np.full(n, -1, np.int8)
     kinds[50:80], kinds[200:230] = 0, 1
-    raw[50:80] -= 0.03  # kind 0 lowers PCC (the right way)
-    raw[200:230] += 0.01  # kind 1 raises it (the wrong way)
+    raw[50:80] += 0.03
+    raw[200:230] += 0.015
     return raw.astype(np.float32), (kinds >= 0).astype(np.uint8), kinds
 
 
@@ -39,9 +39,9 @@ def test_pick_extremes_orders_and_spaces_the_frames():
 
 def test_report_writes_every_plot_and_links_them(tmp_path):
     raw, labels, kinds = _labelled_sequence()
-    cfg = Config(threshold="mad", mad_k=3.0, median_k=(5, 11), detrend=201, two_sided=True)
-    d = decide(raw, "pcc", +1, cfg)
-    assert np.abs(d.segments - [[50, 80], [200, 230]]).max() <= 2  # both runs, either direction
+    cfg = Config(threshold="mad", mad_k=3.0, median_k=(5, 11), detrend=201)
+    d = decide(raw, "pcc", cfg)
+    assert np.abs(d.segments - [[50, 80], [200, 230]]).max() <= 2  # both runs
     d.warnings.append("a <made-up> warning")
     series = evaluation_series(raw, d)
     metrics = evaluate(labels, series, d.is_clean, kinds, ("raindrop", "fog"))
@@ -82,7 +82,7 @@ def test_report_writes_every_plot_and_links_them(tmp_path):
 
 def test_report_without_labels_or_training_has_only_what_it_can_show(tmp_path):
     raw, _, _ = _labelled_sequence(120)
-    d = decide(raw, "pcc", +1, Config(median_k=(5,)))
+    d = decide(raw, "pcc", Config(median_k=(5,)))
     page = write_report(tmp_path, raw, d)
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"scores.png", "report.html"}
     assert "Evaluation" not in page.read_text() and "trained on" not in page.read_text()
@@ -94,10 +94,10 @@ def test_segments_picture_picks_the_longest_removed_segments_in_frame_order(tmp_
     assert longest_segments(segments, 3).tolist() == [1, 2, 3]
     assert longest_segments(segments, 9).tolist() == [0, 1, 2, 3]
     assert longest_segments(np.zeros((0, 2), np.int64), 8).tolist() == []
-    raw = np.full(400, 0.9, np.float32)
+    raw = np.full(400, 0.1, np.float32)
     for a, b in segments.tolist():
         raw[a:b] = 0.5
-    d = decide(raw, "pcc", +1, Config(median_k=(1,), threshold="fixed", fixed=0.7))
+    d = decide(raw, "pcc", Config(median_k=(1,), threshold="fixed", fixed=0.3))
     assert d.segments.tolist() == segments.tolist()
     frames = np.zeros((400, 8, 8, 3), np.uint8)
     plot_segments(tmp_path / "s.png", frames, d, np.zeros(400, bool))
@@ -106,7 +106,7 @@ def test_segments_picture_picks_the_longest_removed_segments_in_frame_order(tmp_
 
 def test_score_plot_marks_the_frames_left_out_of_training(tmp_path):
     raw, _, _ = _labelled_sequence(120)
-    d = decide(raw, "pcc", +1, Config(median_k=(5,)))
+    d = decide(raw, "pcc", Config(median_k=(5,)))
     left_out = np.ones(120, bool)
     left_out[60:90] = False
 

@@ -58,5 +58,5 @@ def test_score_frames_equals_pcc_mse_of_reconstruction(tiny_frames):
     with torch.no_grad():
         pcc, mse = ops.pcc_mse(x, model(x)[0])
     assert scores["pcc"].dtype == np.float32 and scores["pcc"].shape == (len(images),)
-    np.testing.assert_allclose(scores["pcc"], pcc.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores["pcc"], 1 - pcc.numpy(), rtol=0, atol=1e-6)  # higher = dirtier
     np.testing.assert_allclose(scores["mse"], mse.numpy(), rtol=1e-5, atol=1e-8)

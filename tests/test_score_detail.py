@@ -8,7 +8,6 @@ from cae_fast.config import Config
 from cae_fast.model.cae import CAE
 from cae_fast.score.terms import (
     COMBINED,
-    DIRECTION,
     LOCAL_GRID,
     SCORE_NAMES,
     combo,
@@ -79,7 +78,6 @@ def test_combo_rss_adds_up_the_evidence_of_several_terms():
     with_lens = np.concatenate([terms, robust_z(z["lens"])[None]])
     np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(with_lens, 0, None) ** 2).sum(0))))
     np.testing.assert_allclose(one, terms.max(0))  # combo, the judgement's score, leaves lens out
-    assert DIRECTION["combo_rss"] == DIRECTION["combo"] == -1
 
 
 def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -124,7 +122,6 @@ def test_local_is_relative_to_each_tile_position():
     e[7, 1] = 1e-3  # 10x worse than usual *for tile 1*, still 10x better than tile 0 always is
     s = local({"patch_err": e})
     assert np.argmax(s) == 7
-    assert DIRECTION["combo"] == -1
 
 
 def test_score_frames_computes_every_score_in_one_pass():
@@ -133,7 +130,7 @@ def test_score_frames_computes_every_score_in_one_pass():
     cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, score_batch=5)
     model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
     out = score_frames(model, images, cfg, torch.device("cpu"), SCORE_NAMES)
-    assert set(out) == set(SCORE_NAMES) | {"patch_err", "tile_rgb"}
+    assert set(out) == set(SCORE_NAMES) | {"patch_err", "tile_rgb", "detail_ratio", "tile_detail"}
     assert out.pop("patch_err").shape == (12, LOCAL_GRID**2)
     tiles = out.pop("tile_rgb")  # channel-major tile colour means of the input frames, 0-1
     want = images.reshape(12, LOCAL_GRID, 4, LOCAL_GRID, 4, 3).mean(axis=(2, 4)).transpose(0, 3, 1, 2) / 255.0
@@ -148,6 +145,22 @@ def test_score_frames_computes_every_score_in_one_pass():
     # combo's terms are kept beside it, equal to asking for them on their own
     for term in ("local", "ssim_excess"):
         np.testing.assert_allclose(only[term], out[term], rtol=1e-6)
+
+
+def test_every_score_leaves_scoring_higher_is_dirtier():
+    """The paper's PCC, turned once at the scorer's boundary: the ``pcc`` score is 1 - Pearson's r of
+    each frame with its reconstruction, here against numpy's own correlation."""
+    torch.manual_seed(0)
+    images = (np.random.default_rng(2).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8)
+    model = CAE(image_size=32, latent_dim=8, channels=(8, 16)).eval()
+    out = score_frames(model, images, cfg, torch.device("cpu"), ("pcc",))
+    with torch.no_grad():
+        recon = model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0)[0].numpy()
+    x = images.transpose(0, 3, 1, 2).reshape(6, -1) / 255.0
+    r = [np.corrcoef(a, b)[0, 1] for a, b in zip(x, recon.reshape(6, -1), strict=True)]
+    np.testing.assert_allclose(out["pcc"], 1.0 - np.array(r), atol=2e-5)
+    assert "detail_ratio" not in SCORE_NAMES and "tile_detail" not in SCORE_NAMES  # two-sided: terms only
 
 
 def test_unknown_score_is_rejected():

@@ -12,12 +12,13 @@ def test_paper_constants():
     assert config.DELTA_MARGIN == 0.05
 
 
-def test_paper_rule_is_median_minus_margin():
+def test_paper_rule_on_one_minus_pcc_is_the_published_median_minus_margin():
     pcc_med = np.array([0.9, 0.95, 0.8, 0.99, 0.7, 0.93], np.float32)
-    t = paper_rule(pcc_med, 0.05)
-    assert t.delta == pytest.approx(float(np.median(pcc_med)) - 0.05)
-    np.testing.assert_array_equal(t.is_clean, pcc_med >= t.delta)
+    t = paper_rule(1 - pcc_med, 0.05)  # the pcc score is 1 - PCC: higher = dirtier
+    published = pcc_med >= np.median(pcc_med) - 0.05
+    np.testing.assert_array_equal(t.is_clean, published)
     assert t.is_clean.tolist() == [True, True, False, True, False, True]
+    assert t.delta == pytest.approx(1 - (float(np.median(pcc_med)) - 0.05))
 
 
 def test_frame_exactly_at_delta_is_clean():
@@ -26,12 +27,12 @@ def test_frame_exactly_at_delta_is_clean():
 
 
 def test_registry_uses_config_margin():
-    pcc_med = np.linspace(0, 1, 11)
-    t = apply_threshold("paper", pcc_med, Config(delta_margin=0.2))
-    assert t.delta == pytest.approx(0.3)
+    score_med = np.linspace(0, 1, 11)
+    t = apply_threshold("paper", score_med, Config(delta_margin=0.2))
+    assert t.delta == pytest.approx(0.7)
     assert "paper" in THRESHOLDS
     with pytest.raises(ValueError, match="unknown threshold"):
-        apply_threshold("nope", pcc_med, Config())
+        apply_threshold("nope", score_med, Config())
 
 
 # ---- the other rules, filter scales, segments and warnings ---------------------------------------
@@ -55,49 +56,31 @@ def _series(n: int = 600, seed: int = 0) -> np.ndarray:
     return 0.9 + 0.01 * np.sin(2 * np.pi * t / 300) + 0.002 * np.random.default_rng(seed).standard_normal(n)
 
 
-def test_paper_rule_mirrors_for_a_score_where_higher_is_dirtier():
-    mse_med = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    t = paper_rule(mse_med, 0.5, direction=-1)
-    assert t.delta == pytest.approx(3.5) and t.flag_above
-    assert t.is_clean.tolist() == [True, True, True, False, False]
-
-
 def test_mad_rule_is_one_sided_robust_z_beyond_k():
-    s = _series()
-    s[100], s[200] = 0.85, 0.95  # one dirtier (lower PCC), one cleaner than the crowd
+    s = 1 - _series()  # higher = dirtier
+    s[100], s[200] = 0.15, 0.05  # one dirtier, one cleaner than the crowd
     med = np.median(s)
     z = (s - med) / (1.4826 * np.median(np.abs(s - med)))
-    t = apply_threshold("mad", s, Config(threshold="mad", mad_k=3.0), direction=+1)
-    np.testing.assert_allclose(t.stat, -z)
-    np.testing.assert_array_equal(t.is_clean, -z <= 3.0)
-    assert not t.is_clean[100] and t.is_clean[200]  # one-sided: only the dirty tail
-    two = apply_threshold("mad", s, Config(threshold="mad", two_sided=True), direction=+1)
-    assert not two.is_clean[100] and not two.is_clean[200]
-    np.testing.assert_array_equal(two.is_clean, np.abs(z) <= 3.0)
-    # A score where higher is dirtier flags the upper tail instead.
-    up = apply_threshold("mad", s, Config(threshold="mad"), direction=-1)
-    assert up.is_clean[100] and not up.is_clean[200]
+    t = apply_threshold("mad", s, Config(threshold="mad", mad_k=3.0))
+    np.testing.assert_allclose(t.stat, z)
+    np.testing.assert_array_equal(t.is_clean, z <= 3.0)
+    assert not t.is_clean[100] and t.is_clean[200]  # only the dirty tail
 
 
-def test_contamination_removes_the_top_fraction_in_the_dirty_direction():
+def test_contamination_removes_the_top_fraction():
     s = np.random.default_rng(1).permutation(np.linspace(0.5, 1.0, 200))  # distinct values
-    t = apply_threshold("contamination", s, Config(threshold="contamination", contamination=0.05), +1)
+    t = apply_threshold("contamination", s, Config(threshold="contamination", contamination=0.05))
     assert (~t.is_clean).sum() == 10
-    assert set(np.flatnonzero(~t.is_clean)) == set(np.argsort(s)[:10])  # the 10 lowest PCC
-    t = apply_threshold("contamination", s, Config(threshold="contamination", contamination=0.05), -1)
-    assert set(np.flatnonzero(~t.is_clean)) == set(np.argsort(s)[-10:])
+    assert set(np.flatnonzero(~t.is_clean)) == set(np.argsort(s)[-10:])  # the 10 highest
     with pytest.raises(ValueError, match="contamination"):
-        apply_threshold("contamination", s, Config(threshold="contamination"), +1)
+        apply_threshold("contamination", s, Config(threshold="contamination"))
 
 
-def test_fixed_cuts_in_the_scores_units_both_directions():
+def test_fixed_cuts_in_the_scores_units():
     s = np.array([0.7, 0.8, 0.9, 1.0])
-    assert fixed_rule(s, 0.85, +1).is_clean.tolist() == [False, False, True, True]
-    assert fixed_rule(s, 0.85, -1).is_clean.tolist() == [True, True, False, False]
-    t = apply_threshold("fixed", s, Config(threshold="fixed", fixed=0.8), +1)
-    assert t.delta == 0.8 and t.is_clean.tolist() == [False, True, True, True]
-    with pytest.raises(ValueError, match="one-sided"):
-        fixed_rule(s, 0.85, 0)
+    assert fixed_rule(s, 0.85).is_clean.tolist() == [True, True, False, False]
+    t = apply_threshold("fixed", s, Config(threshold="fixed", fixed=0.8))
+    assert t.delta == 0.8 and t.is_clean.tolist() == [True, True, False, False]
 
 
 def test_detrending_finds_a_run_that_a_drift_hides():
@@ -107,9 +90,9 @@ def test_detrending_finds_a_run_that_a_drift_hides():
     n = 1000
     s = np.linspace(0.95, 0.85, n) + 0.004 * np.random.default_rng(0).standard_normal(n)
     s[150:180] -= 0.02
-    flat = decide(s, "pcc", +1, Config(threshold="mad", median_k=(5,)))
+    flat = decide(1 - s, "pcc", Config(threshold="mad", median_k=(5,)))
     assert flat.threshold.is_clean[150:180].all()
-    local = decide(s, "pcc", +1, Config(threshold="mad", median_k=(5,), detrend=151))
+    local = decide(1 - s, "pcc", Config(threshold="mad", median_k=(5,), detrend=151))
     removed = ~local.threshold.is_clean
     assert removed[152:178].all() and removed.sum() - removed[145:185].sum() <= 5
     assert [152, 178] in [[max(a, 152), min(b, 178)] for a, b in local.segments.tolist()]
@@ -120,15 +103,16 @@ def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
     s = _series(800)
     s[300:320] -= 0.05  # 20 frames: a 101-frame median filter erases them
     cfg = Config(threshold="mad", median_k=(101,))
-    assert decide(s, "pcc", +1, cfg).threshold.is_clean[300:320].all()
-    both = decide(s, "pcc", +1, Config(threshold="mad", median_k=(21, 101)))
+    assert decide(1 - s, "pcc", cfg).threshold.is_clean[300:320].all()
+    both = decide(1 - s, "pcc", Config(threshold="mad", median_k=(21, 101)))
     assert not both.threshold.is_clean[302:318].any() and both.ks == (21, 101)
-    z21, z101 = [dirty_z([median_filter_1d(s, k)], +1) for k in (21, 101)]
+    z21, z101 = [dirty_z([median_filter_1d(1 - s, k)]) for k in (21, 101)]
     # the long filter counts only where the short one already sees something (z > LONG_FILTER_GATE)
     np.testing.assert_allclose(both.stat, np.maximum(z21, np.where(z21 > LONG_FILTER_GATE, z101, z21)))
-    assert decide(s, "pcc", +1, Config(threshold="mad", median_k=(101, 21))).ks == (21, 101)
+    assert decide(1 - s, "pcc", Config(threshold="mad", median_k=(101, 21))).ks == (21, 101)
     # score_med (the score's units) is the dirtiest filtered value: the lower PCC of the two.
-    np.testing.assert_allclose(both.score_med, np.minimum(median_filter_1d(s, 21), median_filter_1d(s, 101)))
+    lower = np.minimum(median_filter_1d(s, 21), median_filter_1d(s, 101))
+    np.testing.assert_allclose(both.score_med, 1 - lower, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -142,8 +126,8 @@ def test_the_default_filter_keeps_a_runs_clean_neighbours_that_a_long_one_drags_
     s[300:348] -= 0.05
     s[348:380] -= 0.001
     s[380:440] -= 0.003
-    default = ~decide(s, "pcc", +1, Config(threshold="mad")).threshold.is_clean
-    two = ~decide(s, "pcc", +1, Config(threshold="mad", median_k=(21, 101))).threshold.is_clean
+    default = ~decide(1 - s, "pcc", Config(threshold="mad")).threshold.is_clean
+    two = ~decide(1 - s, "pcc", Config(threshold="mad", median_k=(21, 101))).threshold.is_clean
     assert default[302:346].all() and two[302:346].all()
     assert default[350:378].mean() < 0.35 < 0.5 < two[350:378].mean()
 
@@ -151,11 +135,11 @@ def test_the_default_filter_keeps_a_runs_clean_neighbours_that_a_long_one_drags_
 def test_decide_with_one_filter_length_is_the_published_pipeline():
     s = _series(300)
     s[100:160] -= 0.1
-    d = decide(s, "pcc", +1, Config(median_k=(101,), threshold="paper"))
-    med = median_filter_1d(s, 101)
-    np.testing.assert_array_equal(d.score_med, med)
-    assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
-    np.testing.assert_array_equal(d.threshold.is_clean, med >= d.threshold.delta)
+    d = decide(1 - s, "pcc", Config(median_k=(101,), threshold="paper"))
+    med = median_filter_1d(s, 101)  # PCC_med, as published
+    np.testing.assert_allclose(d.score_med, 1 - med, atol=1e-12)
+    assert 1 - d.threshold.delta == pytest.approx(np.median(med) - 0.05)
+    np.testing.assert_array_equal(d.threshold.is_clean, med >= np.median(med) - 0.05)
 
 
 def test_below_median_z_is_widened_less_by_the_corrupted_share():
@@ -183,10 +167,10 @@ def test_paper_view_is_the_published_rule_whatever_the_runs_settings():
     margin; a run of 60 frames 0.1 below survives that filter and is removed, nothing else."""
     s = _series(600)
     s[200:260] -= 0.1
-    d = paper_view(s, "reflect")
+    d = paper_view(1 - s, "reflect")
     med = median_filter_1d(s, 101, "reflect")
-    assert d.ks == (101,) and d.score == "pcc" and d.threshold.rule == "paper: median(pcc_med) - 0.05"
-    assert d.threshold.delta == pytest.approx(np.median(med) - 0.05)
+    assert d.ks == (101,) and d.score == "pcc" and d.threshold.rule == "paper: median(pcc_med) + 0.05"
+    assert 1 - d.threshold.delta == pytest.approx(np.median(med) - 0.05)
     np.testing.assert_array_equal(d.is_clean, med >= np.median(med) - 0.05)
     assert d.segments.tolist() == [[200, 260]]
     short = paper_view(s[:50], "reflect")  # a sequence shorter than the filter shrinks it
@@ -196,37 +180,33 @@ def test_paper_view_is_the_published_rule_whatever_the_runs_settings():
 def test_segments_are_runs_of_removed_frames_with_their_peak():
     is_clean = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 0], bool)
     stat = np.array([0.9, 0.5, 0.4, 0.9, 0.9, 0.6, 0.9, 0.3, 0.2, 0.35])
-    segs, peaks = removed_segments(is_clean, stat, flag_above=False)
+    segs, peaks = removed_segments(is_clean, stat)
     assert segs.tolist() == [[1, 3], [5, 6], [7, 10]] and segs.dtype == np.int64
-    np.testing.assert_allclose(peaks, [0.4, 0.6, 0.2])
-    segs, peaks = removed_segments(~is_clean, stat, flag_above=True)  # the complement
+    np.testing.assert_allclose(peaks, [0.5, 0.6, 0.35])
+    segs, peaks = removed_segments(~is_clean, stat)  # the complement
     assert segs.tolist() == [[0, 1], [3, 5], [6, 7]]
     np.testing.assert_allclose(peaks, [0.9, 0.9, 0.9])
-    empty, _ = removed_segments(np.ones(4, bool), np.zeros(4), True)
+    empty, _ = removed_segments(np.ones(4, bool), np.zeros(4))
     assert empty.shape == (0, 2)
 
 
 def test_paper_rule_that_removes_nothing_says_so():
     s = _series(400)
     s[100:200] -= 0.01  # dirtier, but far less than the 0.05 margin
-    d = decide(s, "pcc", +1, Config(median_k=(21,), threshold="paper"))
+    d = decide(1 - s, "pcc", Config(median_k=(21,), threshold="paper"))
     assert d.threshold.is_clean.all() and len(d.segments) == 0
     assert len(d.warnings) == 1 and "removed no frames" in d.warnings[0] and "robust SDs" in d.warnings[0]
     assert format_segments(d) == ["removed segments: none"]
 
 
-def test_removed_frames_scoring_cleaner_are_flagged_as_wrong_direction():
-    """Two-sided MAD removes a run whose PCC is *higher* than the rest (a blur-like corruption)."""
+def test_segments_list_where_they_are_and_how_much_training_saw():
     s = _series(400)
-    s[100:160] += 0.05
-    d = decide(s, "pcc", +1, Config(threshold="mad", median_k=(5,), two_sided=True))
-    assert not d.threshold.is_clean[105:155].any()
-    assert any("higher pcc" in w and "wrong way" in w for w in d.warnings), d.warnings
+    s[100:160] -= 0.05  # a dip in PCC: a dirtier run
+    d = decide(1 - s, "pcc", Config(threshold="mad", median_k=(5,)))
+    assert not d.threshold.is_clean[105:155].any() and d.warnings == []
     lines = format_segments(d)
     assert "removed segments: 1" in lines[0] and "100" in lines[1] and "trained on" not in lines[1]
     seen = np.arange(400) < 130  # the network trained on the first 30 frames of the segment
     a, b = d.segments[0]
     share = np.mean(seen[a:b])
     assert 0 < share < 1 and format_segments(d, trained_on=seen)[1] == f"{lines[1]}, {share:.0%} trained on"
-    ok = decide(s[::-1] * -1 + 1.8, "pcc", +1, Config(threshold="mad", median_k=(5,)))  # now a dip
-    assert len(ok.segments) == 1 and ok.warnings == []

@@ -47,14 +47,14 @@ def test_train_data_best_f1_csv_and_the_cut_reused_by_score_only(tmp_path, capsy
     stored = torch.load(run / "checkpoint.pt", weights_only=True)[CHECKPOINT_KEY]
     assert stored["score"] == "pcc" and stored["n_frames"] == 40
     assert float(res["delta"]) == pytest.approx(stored["value"])
-    np.testing.assert_array_equal(res["is_clean"], res["pcc_med"] >= stored["value"])
+    np.testing.assert_array_equal(res["is_clean"], res["pcc_med"] <= stored["value"])
 
     with open(run / "scores.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["id", "score"] and len(rows) == 61
     assert [r[0] for r in rows[1:]] == [str(i) for i in range(60)]
-    # higher = more anomalous: for pcc, minus the (filtered) correlation
-    np.testing.assert_allclose([float(r[1]) for r in rows[1:]], -res["pcc_med"], rtol=1e-6)
+    # higher = more anomalous: the filtered score itself (for pcc, 1 - the filtered correlation)
+    np.testing.assert_allclose([float(r[1]) for r in rows[1:]], res["pcc_med"], rtol=1e-6)
 
     # Later scoring of other data applies the stored cut, not one chosen on that data's labels.
     again = tmp_path / "again"
@@ -63,7 +63,7 @@ def test_train_data_best_f1_csv_and_the_cut_reused_by_score_only(tmp_path, capsy
     assert f"stored in {run / 'checkpoint.pt'}" in out
     res2 = _result(again)
     assert float(res2["delta"]) == pytest.approx(stored["value"])
-    np.testing.assert_array_equal(res2["is_clean"], res2["pcc_med"] >= stored["value"])
+    np.testing.assert_array_equal(res2["is_clean"], res2["pcc_med"] <= stored["value"])
 
 
 def test_best_f1_on_the_scored_labels_when_there_is_no_val_data(tmp_path, capsys):
@@ -73,7 +73,7 @@ def test_best_f1_on_the_scored_labels_when_there_is_no_val_data(tmp_path, capsys
     assert "chosen on the labels of the scored data (60 frames)" in out
     res = _result(tmp_path)
     # the F1 at the cut is the best any cut on these scores reaches
-    dirt, y = -res["pcc_med"].astype(np.float64), res["labels"]
+    dirt, y = res["pcc_med"].astype(np.float64), res["labels"]
     best = max(f1_score(y, dirt >= v) for v in np.unique(dirt))
     assert float(res["eval_f1"]) == pytest.approx(best)
 

@@ -33,7 +33,7 @@ def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():
 
 def _decision(raw: np.ndarray):
     cfg = Config(data="x", median_k=(1,), mad_k=2.25).resolved()
-    return decide(raw, "combo_rss", -1, cfg), cfg
+    return decide(raw, "combo_rss", cfg), cfg
 
 
 def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
@@ -50,9 +50,8 @@ def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
     np.testing.assert_array_equal(v.is_clean, d.is_clean | ordinary)
     assert not v.is_clean[100:140].any() and v.is_clean[250:270].all()
     assert v.segments.tolist() == [[100, 140]]
-    assert (v.stat[ordinary] <= 0).all() and np.array_equal(v.stat[~ordinary], d.stat[~ordinary])
-    # The filtered score of a vetoed frame is no dirtier (higher, for combo_rss) than the median.
-    assert v.score_med[ordinary].max() <= np.median(d.score_med) + 1e-12
+    # the veto changes which frames go, never the scores a ranking is computed on
+    assert np.array_equal(v.stat, d.stat) and np.array_equal(v.score_med, d.score_med)
     n_kept = int((~d.is_clean & ordinary).sum())  # the scenery, and any noise frame over the cut
     assert n_kept >= 20 and f"; {n_kept} flagged frame(s) kept" in v.threshold.rule
     assert "--veto" in v.threshold.rule
@@ -114,8 +113,7 @@ def test_extend_grows_removed_stretches_over_unusual_neighbours_only():
     removed = np.flatnonzero(~e.is_clean)
     assert removed.min() == 100 and removed.max() == 149 and len(removed) == 50
     assert e.segments.tolist() == [[100, 150]]
-    assert (e.stat[120:150] > e.threshold.delta).all()  # rankings agree with the decision
-    assert e.score_med[120:150].min() >= e.score_med[100:120].min()  # combo_rss: higher = dirtier
+    assert np.array_equal(e.stat, d.stat) and np.array_equal(e.score_med, d.score_med)  # scores untouched
     np.testing.assert_array_equal(e.stat[:100], d.stat[:100])
     assert "30 frame(s) added" in e.threshold.rule and "--extend" in e.threshold.rule
     assert extend_runs(d, typical, 2.0) is d  # 1.5 is under that z: nothing to add

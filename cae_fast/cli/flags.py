@@ -220,10 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--score",
         choices=SCORE_NAMES,
         default=C.SCORE,
-        help="per-frame score: 'pcc' (the paper's), 'mse', 'ssim', 'ssim_excess' (1-SSIM beyond what the "
-        "frame's own detail explains), 'detail_ratio' (log detail of the reconstruction over the frame's, "
-        "two-sided), 'tile_detail' (the same, median over tiles), 'lapvar' (no-model blur baseline), "
-        "'local' (worst tiles against their own position), 'lens' (no model: tile colours against "
+        help="per-frame score, every one higher = dirtier: 'pcc' (1 - the paper's PCC), 'mse', 'ssim' "
+        "(1 - SSIM), 'ssim_excess' (1-SSIM beyond what the frame's own detail explains), 'lapvar' (minus "
+        "the variance of the Laplacian: the no-model blur baseline), 'latent' (distance to the nearest "
+        "reference frame's code), 'local' (worst tiles against their own position), 'lens' (no model: "
+        "tile colours against "
         "their running per-place baseline, for what sits on the lens), 'combo' (max robust z of "
         "ssim_excess, |detail_ratio|, |tile_detail|, local), 'combo_lens' (the larger of combo and lens's "
         "robust z, for frames in order: the trimming judgement's score), 'combo_rss' "
@@ -250,9 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(THRESHOLDS),
         default=C.THRESHOLD,
         help="'paper': delta = median(PCC_med) - delta-margin, a frame is clean when PCC_med >= delta; "
-        "'mad': removed when the robust z of the filtered score, (s - median) / (1.4826 MAD), in the dirty "
-        "direction exceeds --mad-k; 'contamination': the --contamination fraction with the largest z; "
-        "'fixed': removed when the filtered score is dirtier than --fixed; 'best-f1': fixed at the cut "
+        "'mad': removed when the robust z of the filtered score, (s - median) / (1.4826 MAD), exceeds "
+        "--mad-k; 'contamination': the --contamination fraction with the largest z; "
+        "'fixed': removed when the filtered score is above --fixed; 'best-f1': fixed at the cut "
         "with the highest F1 against labels, chosen on --val-data, else (with --score-only) the cut stored "
         "in the checkpoint, else on the labels of --data itself (optimistic); a training run stores it in "
         "its checkpoint",
@@ -277,7 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"without the network, are far from ordinary (typicality > {C.EXTEND_GATE:g}; default "
         f"{C.EXTEND_Z:g}, 0 = off; --paper and --train-data: 0)",
     )
-    s.add_argument("--two-sided", action="store_true", help="'mad', 'contamination': both tails are dirty")
     s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")
     s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
     s.add_argument(
@@ -387,9 +387,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         delta_margin=args.delta_margin,
         veto=args.veto if args.veto is not None else 0.0 if args.paper or train_data else C.VETO_C,
         extend=args.extend if args.extend is not None else 0.0 if args.paper or train_data else C.EXTEND_Z,
-        **{
-            k: getattr(args, k) for k in ("mad_k", "two_sided", "contamination", "fixed", "detrend", "labels")
-        },
+        **{k: getattr(args, k) for k in ("mad_k", "contamination", "fixed", "detrend", "labels")},
         report=args.report,
         out=out,
     ).resolved()

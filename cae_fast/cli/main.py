@@ -33,7 +33,7 @@ from cae_fast.output import evaluate as ev
 from cae_fast.output.export import write_lists, write_result, write_scores_csv
 from cae_fast.output.extremes import extremes_from_model
 from cae_fast.output.report import read_train_log, write_report
-from cae_fast.score.terms import DIRECTION, ENSEMBLES, score_frames
+from cae_fast.score.terms import ENSEMBLES, score_frames
 from cae_fast.train.loop import (
     CHECKPOINT_NAME,
     LOG_NAME,
@@ -129,7 +129,7 @@ def run(cfg: Config, say=print) -> dict:
     paper = paper_beside(cfg, scores["pcc"])
     arrays = {
         **scores,
-        "pcc_med": filtered(scores["pcc"], decision.ks, cfg.median_mode, DIRECTION["pcc"]),
+        "pcc_med": filtered(scores["pcc"], decision.ks, cfg.median_mode),
         **decision.arrays(),
         "index": np.arange(len(frames), dtype=np.int64),
         "n_params": np.int64(n_parameters(model)),
@@ -168,9 +168,8 @@ def run(cfg: Config, say=print) -> dict:
     try:
         result = write_result(out, arrays, meta)
         write_lists(out, frames.names, decision.is_clean)
-        # Submission style: one anomaly score per frame, higher = more anomalous, ranked as decided.
-        anomaly = ev.dirtiness(decision.score_med, decision.direction)
-        write_scores_csv(out, frames.paths or list(range(len(frames))), anomaly)
+        # Submission style: one anomaly score per frame, higher = more anomalous (the filtered score).
+        write_scores_csv(out, frames.paths or list(range(len(frames))), decision.score_med)
         if cut is not None and not cfg.score_only and (out / CHECKPOINT_NAME).is_file():
             store_in_checkpoint(out / CHECKPOINT_NAME, CHECKPOINT_KEY, cut.to_dict())
         if metrics:
@@ -241,8 +240,9 @@ def paper_line(paper: Decision, labels: np.ndarray | None) -> str:
     decision; with labels, how much of the dirt and of the clean frames that would have been."""
     n = int((~paper.is_clean).sum())
     line = (
-        f"the paper's threshold on this network's pcc (k={paper.ks[0]}, delta = median(pcc_med) - "
-        f"{DELTA_MARGIN:g} = {paper.threshold.delta:.4f}) would remove {n} of {len(paper.is_clean)} frames"
+        f"the paper's threshold on this network's PCC (k={paper.ks[0]}, delta = median(PCC_med) - "
+        f"{DELTA_MARGIN:g} = {1 - paper.threshold.delta:.4f}) would remove {n} of {len(paper.is_clean)} "
+        "frames"
     )
     if labels is not None and 0 < int(np.sum(labels)) < len(labels):
         dirty = np.asarray(labels) == 1

@@ -293,3 +293,18 @@ def native_size(source: Source) -> tuple[int, int]:
     if len(shape) == 4 and shape[3] not in (1, 3, 4):  # channels first, as _array_to_rgb_uint8 reads it
         return int(shape[2]), int(shape[3])
     return int(shape[1]), int(shape[2])
+
+
+def array_frames(X: np.ndarray, size: int, where: str = "frames") -> np.ndarray:
+    """An in-memory array of frames, ``(N, H, W, 3)``, ``(N, 3, H, W)`` or ``(N, H, W)``, uint8 or
+    float in [0, 1], as uint8 ``(N, size, size, 3)``: the same conversion as an ``.npy`` file."""
+    arr, p = np.asarray(X), Path(where)
+    if arr.dtype == object or arr.ndim not in (3, 4):
+        raise InputError(p, f"expected an array (N, H, W, 3) or (N, H, W), got shape {arr.shape}")
+    _check_array_header(p, arr.shape, arr.dtype)
+    if arr.shape[0] == 0 or 0 in arr.shape[1:3]:
+        raise InputError(p, f"no frames (shape {arr.shape})")
+    out = np.empty((arr.shape[0], size, size, 3), np.uint8)
+    for i, frame in _iter_array(p, arr, size):
+        out[i] = frame
+    return out

@@ -26,9 +26,8 @@ from cae_fast.config import Config
 from cae_fast.data import load_frames
 from cae_fast.decide.rules import best_f1_cut, filtered
 from cae_fast.errors import InputError
-from cae_fast.output import evaluate as ev
 from cae_fast.score.median import effective_k
-from cae_fast.score.terms import DIRECTION, score_frames
+from cae_fast.score.terms import score_frames
 
 CHECKPOINT_KEY = "best_f1"  # where the cut lives in a checkpoint
 
@@ -51,18 +50,17 @@ class Cut:
 
 def cut_on(raw: np.ndarray, labels: np.ndarray, cfg: Config, source: str) -> Cut:
     """The F1-optimal cut for scores ``raw`` (one per frame, in order) against ``labels``."""
-    direction = DIRECTION[cfg.score]
-    if direction == 0:
-        raise InputError("--score", f"best-f1 needs a one-sided score, and {cfg.score} is two-sided")
     ks = tuple(dict.fromkeys(effective_k(len(raw), k) for k in cfg.median_k))
-    dirt = ev.dirtiness(filtered(raw, ks, cfg.median_mode, direction), direction)
+    dirt = filtered(raw, ks, cfg.median_mode)
     try:
-        cut, _f1 = best_f1_cut(dirt, labels)
+        cut, f1 = best_f1_cut(dirt, labels)
     except ValueError as exc:  # labels of one class only
         raise InputError(source, str(exc)) from None
-    m = ev.evaluate(labels, {cfg.score: dirt}, is_clean=~(dirt > cut))
-    return Cut(-direction * cut, cfg.score, list(ks), source, len(raw),
-               m["precision"], m["recall"], m["f1"], m["confusion"])  # fmt: skip
+    y, removed = np.asarray(labels).astype(bool), dirt > cut
+    tp, fp, fn = int((y & removed).sum()), int((~y & removed).sum()), int((y & ~removed).sum())
+    tn = len(y) - tp - fp - fn
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    return Cut(cut, cfg.score, list(ks), source, len(raw), precision, recall, f1, [[tn, fp], [fn, tp]])
 
 
 def choose_cut(

@@ -7,7 +7,8 @@ network reconstructs it badly, most of all when the trimming judgement left it o
 the log variance of the Laplacian and ``lens``, each in robust z against the frames training used.
 The same measure also completes removed runs (``--extend``, ``extend_runs``): a frame beside a
 removed stretch goes with it when the network ranks it high-ish and it is plainly unusual without
-the network (item 14).
+the network (item 14). Both change only which frames go: the scores, filtered or not, stay as
+scoring left them, so that rankings (ROC-AUC, AP) measure the score and not the decision.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from cae_fast.config import EXTEND_GATE, Config
 from cae_fast.decide.rules import Decision, Threshold, decide, removed_segments, sanity_warnings
-from cae_fast.score.terms import DIRECTION, LAP_EPS, lens, robust_z
+from cae_fast.score.terms import LAP_EPS, lens, robust_z
 
 # What ``typicality`` reads, for the scoring pass to compute beside the chosen score.
 NEEDS = ("lapvar", "lens")
@@ -34,7 +35,7 @@ def decide_frames(
     frames training used (``trained_on``, a bool mask; None: all) as what is ordinary. The warnings
     describe the final decision (the veto can, say, keep every frame the cut flagged)."""
     raw = scores[cfg.score]
-    d = decide(raw, cfg.score, DIRECTION[cfg.score], cfg)
+    d = decide(raw, cfg.score, cfg)
     if not veto_on(cfg):
         return d
     typical = typicality(scores, trained_on)
@@ -51,8 +52,9 @@ def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = Non
     """``(N,)``: how far each frame is from ordinary, without the network: the larger of its
     sharpness robust z (either way: blur and noise both count) and its ``lens`` robust z (higher
     only), both against the frames in ``reference`` (a bool mask; None: all frames). Needs
-    ``lapvar`` and ``tile_rgb`` (or ``lens``) in ``scores``, frames in order."""
-    lapvar = np.asarray(scores["lapvar"], dtype=np.float64)
+    ``lapvar`` (minus the variance of the Laplacian) and ``tile_rgb`` (or ``lens``) in ``scores``,
+    frames in order."""
+    lapvar = -np.asarray(scores["lapvar"], dtype=np.float64)
     ref = np.ones(len(lapvar), bool) if reference is None else np.asarray(reference, bool)
     if not ref.any():
         ref = np.ones(len(lapvar), bool)
@@ -63,11 +65,9 @@ def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = Non
 
 def extend_runs(d: Decision, typical: np.ndarray, z: float, gate: float = EXTEND_GATE) -> Decision:
     """``d`` with each removed stretch grown over the contiguous frames beside it whose statistic
-    exceeds ``z`` and whose ``typicality`` exceeds ``gate``; the frames it adds are lifted to just
-    above the cut (statistic) and to the least dirty removed frame (filtered score), so rankings
-    agree with the decision. Only for a robust-z rule that removes frames above its cut."""
+    exceeds ``z`` and whose ``typicality`` exceeds ``gate``. Only for a robust-z rule."""
     t = d.threshold
-    if t.stat is None or not t.flag_above:
+    if t.stat is None or t.in_score_units:
         raise ValueError(f"--extend needs a robust z removed above its cut, not {t.rule}")
     removed = ~t.is_clean
     joins = removed | ((t.stat > z) & (np.asarray(typical) > gate))
@@ -79,37 +79,23 @@ def extend_runs(d: Decision, typical: np.ndarray, z: float, gate: float = EXTEND
     added = grown & ~removed
     if not added.any():
         return d
-    stat = np.where(added, np.maximum(t.stat, np.nextafter(t.delta, np.inf)), t.stat)
-    score_med = d.score_med
-    if d.direction:
-        dirt = -d.direction * np.asarray(score_med, np.float64)
-        score_med = -d.direction * np.where(added, np.maximum(dirt, dirt[removed].min()), dirt)
     why = f"z > {z:g}, typicality > {gate:g} (--extend)"
     rule = f"{t.rule}; {int(added.sum())} frame(s) added beside removed ones: {why}"
-    new_t = Threshold(t.delta, ~grown, rule, stat, t.stat_name, t.flag_above, t.in_score_units)
-    segments, peaks = removed_segments(~grown, stat, True)
-    return Decision(d.score, d.direction, d.ks, score_med, new_t, segments, peaks, list(d.warnings))
+    new_t = Threshold(t.delta, ~grown, rule, t.stat, t.stat_name, t.in_score_units)
+    segments, peaks = removed_segments(~grown, t.stat)
+    return Decision(d.score, d.ks, d.score_med, new_t, segments, peaks, list(d.warnings))
 
 
 def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:
-    """``d`` with every frame of ``typicality`` <= ``c`` kept, its statistic capped at 0 (as ordinary
-    as the median frame), and its filtered score at the median, so that rankings (ROC-AUC, the
-    segments' peaks) agree with the decision.
-    Only for a robust-z rule that removes frames above its cut (``--threshold mad``)."""
+    """``d`` with every frame of ``typicality`` <= ``c`` kept. Only for a robust-z rule
+    (``--threshold mad``)."""
     t = d.threshold
-    if t.stat is None or not t.flag_above:
+    if t.stat is None or t.in_score_units:
         raise ValueError(f"the veto needs a robust z removed above its cut, not {t.rule}")
     ordinary = np.asarray(typical) <= c
-    stat = np.where(ordinary, np.minimum(t.stat, 0.0), t.stat)
-    score_med = d.score_med
-    if d.direction:  # the filtered score too, capped at its median in the dirty direction
-        dirt = -d.direction * np.asarray(score_med, np.float64)
-        score_med = -d.direction * np.where(ordinary, np.minimum(dirt, np.median(dirt)), dirt)
     is_clean = t.is_clean | ordinary
     n_kept = int((ordinary & ~t.is_clean).sum())
     rule = f"{t.rule}; {n_kept} flagged frame(s) kept: typicality <= {c:g} (--veto)"
-    new_t = Threshold(t.delta, is_clean, rule, stat, t.stat_name, t.flag_above, t.in_score_units)
-    segments, peaks = removed_segments(is_clean, stat, True)
-    return Decision(
-        d.score, d.direction, d.ks, score_med, new_t, segments, peaks, list(d.warnings), np.asarray(typical)
-    )
+    new_t = Threshold(t.delta, is_clean, rule, t.stat, t.stat_name, t.in_score_units)
+    segments, peaks = removed_segments(is_clean, t.stat)
+    return Decision(d.score, d.ks, d.score_med, new_t, segments, peaks, list(d.warnings), np.asarray(typical))

@@ -1,8 +1,8 @@
 """Detection quality against known labels (1 = dirty): ranking metrics of the scores and the
 confusion at the chosen threshold, overall and per corruption kind.
 
-Every metric comes from scikit-learn; nothing here re-derives one. Scores enter as "dirtiness"
-(higher = dirtier, see ``dirtiness``), so an ROC-AUC below 0.5 means the score points the wrong
+Every metric comes from scikit-learn; nothing here re-derives one. Scores enter as they leave
+scoring, higher = dirtier, so an ROC-AUC below 0.5 means the score points the wrong
 way on this data. Labels come from ``--labels FILE``, an npz's ``labels`` or the built-in data.
 """
 
@@ -18,7 +18,6 @@ import numpy as np
 from cae_fast.decide.rules import Decision
 from cae_fast.errors import InputError
 from cae_fast.output.export import atomic_write_bytes
-from cae_fast.score.terms import robust_z
 
 METRICS_NAME = "metrics.json"
 
@@ -48,17 +47,11 @@ def load_labels(path: str | os.PathLike[str], n_frames: int) -> np.ndarray:
     return values.astype(np.uint8)
 
 
-def dirtiness(values: np.ndarray, direction: int) -> np.ndarray:
-    """A score turned so that higher = dirtier: ``-direction * values``; for a two-sided score
-    (direction 0) the distance from the crowd, ``|robust z|``."""
-    values = np.asarray(values, np.float64)
-    return np.abs(robust_z(values)) if direction == 0 else -direction * values
-
-
 def evaluation_series(raw: np.ndarray, d: Decision) -> dict[str, np.ndarray]:
-    """What a decision can be judged by, as dirtiness: the filtered score (primary), the raw score,
-    and the robust z statistic when the rule thresholded that instead."""
-    series = {f"{d.score}_med": dirtiness(d.score_med, d.direction), d.score: dirtiness(raw, d.direction)}
+    """What a ranking is judged on, every one higher = dirtier and untouched by the veto or
+    ``--extend``: the filtered score (primary), the raw score, and the robust z statistic when the
+    rule thresholded that instead."""
+    series = {f"{d.score}_med": np.asarray(d.score_med, np.float64), d.score: np.asarray(raw, np.float64)}
     if not d.threshold.in_score_units:
         series[d.threshold.stat_name] = np.asarray(d.stat, np.float64)
     return series

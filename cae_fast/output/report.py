@@ -81,8 +81,7 @@ def plot_scores(
     if t.in_score_units:
         ax.axhline(t.delta, color="k", ls="--", lw=1, label=f"threshold {t.delta:.4g}")
     ax.set_ylim(*_robust_limits(raw, d.score_med))
-    cleaner = {1: "higher = cleaner", -1: "higher = dirtier", 0: "either tail dirty"}[d.direction]
-    ax.set_ylabel(f"{d.score} ({cleaner})")
+    ax.set_ylabel(f"{d.score} (higher = dirtier)")
     if z_panel:
         ax = axes[1]
         ax.plot(x, d.stat, "-", lw=1, color="C1", label=t.stat_name)

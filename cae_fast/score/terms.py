@@ -145,23 +145,14 @@ SCORERS: dict[str, BatchScorer] = {
 }
 # Scores that need H_ref: it is encoded once, before the pass, only when one of them is asked for.
 REF_SCORES = frozenset({"latent"})
-# +1: a higher score means a cleaner frame; -1: a higher score means a dirtier one;
-# 0: two-sided, either tail is dirty (only used inside combined scores).
-DIRECTION: dict[str, int] = {
-    "pcc": +1,
-    "mse": -1,
-    "ssim": +1,
-    "detail_ratio": 0,
-    "tile_detail": 0,
-    "lapvar": +1,
-    "latent": -1,
-    "local": -1,
-    "lens": -1,
-    "ssim_excess": -1,
-    "combo": -1,
-    "combo_lens": -1,
-    "combo_rss": -1,
-    "combo_ens": -1,
+# Every score leaves this module as higher = dirtier. The three raw measurements that grow with
+# likeness or sharpness are turned around here, once, after the combined scores have used them raw:
+# pcc -> 1 - PCC, ssim -> 1 - SSIM, lapvar -> minus the variance of the Laplacian (sharper = cleaner).
+# Affine flips leave every median filter and robust z cut where it was (docs/method.md).
+TO_DIRTINESS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "pcc": lambda v: 1.0 - v,
+    "ssim": lambda v: 1.0 - v,
+    "lapvar": np.negative,
 }
 
 # MAD -> standard deviation for normal data.
@@ -331,8 +322,10 @@ TERMS: dict[str, tuple[str, ...]] = {
 # Scored by two networks, the trained one and the one of the first trimming judgement
 # (train.EARLY_KEY): name -> the single-network score whose robust z's it averages.
 ENSEMBLES: dict[str, str] = {"combo_ens": "combo_rss"}
-# Per-frame scores a user can pick (--score); patch_err and tile_rgb are intermediate maps.
-SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED, *ENSEMBLES) if n in DIRECTION)
+# Per-frame scores a user can pick (--score). patch_err and tile_rgb are intermediate maps, and the
+# detail ratios are two-sided (a frame can be too sharp or too soft), so they only enter combo_*.
+INGREDIENTS = frozenset({"patch_err", "tile_rgb", "detail_ratio", "tile_detail"})
+SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED, *ENSEMBLES) if n not in INGREDIENTS)
 
 
 @torch.no_grad()
@@ -344,7 +337,8 @@ def score_frames(
     names: tuple[str, ...] = ("pcc", "mse"),
     early: CAE | None = None,
 ) -> dict[str, np.ndarray]:
-    """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``.
+    """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``,
+    every one higher = dirtier (``TO_DIRTINESS``).
 
     ``ENSEMBLES`` average the robust z of their single-network score under ``model`` and under
     ``early`` (kept as ``<score>_early``); without ``early`` they equal that score of ``model``.
@@ -406,6 +400,9 @@ def score_frames(
         if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
             combined[name] = fn({**out, **combined}, **opts.get(name, {}))
     out.update((name, v.astype(np.float32)) for name, v in combined.items())
+    for name, flip in TO_DIRTINESS.items():
+        if name in out:
+            out[name] = flip(out[name]).astype(np.float32)
     return out
 
 

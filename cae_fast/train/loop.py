@@ -12,7 +12,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,14 @@ from tqdm import tqdm
 from cae_fast import dist
 from cae_fast.config import TRIM_SCORE, Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
-from cae_fast.decide.rules import below_median_z, decide
+from cae_fast.decide.rules import below_median_z, dirty_z
 from cae_fast.errors import InputError
 from cae_fast.model.cae import CAE
 from cae_fast.model.encode import autocast_for, encode_frames
 from cae_fast.model.losses import rec_loss, ref_loss
 from cae_fast.model.zoo import build_model, hparams_of, rebuild
-from cae_fast.score.terms import DIRECTION, score_frames
+from cae_fast.score.median import effective_k, median_filter_1d
+from cae_fast.score.terms import score_frames
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
@@ -235,8 +236,10 @@ def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.de
     raw = score_frames(model, images, cfg, device, (TRIM_SCORE,))[TRIM_SCORE]
     with warnings.catch_warnings():  # a short sequence shrinks the filter; the final decision says so
         warnings.simplefilter("ignore")
-        d = decide(raw, TRIM_SCORE, DIRECTION[TRIM_SCORE], replace(cfg, threshold="mad", mad_k=cfg.trim_k))
-    z = below_median_z(d.threshold.stat)  # the mad rule's statistic: the robust z, larger = dirtier
+        ks = sorted({effective_k(len(raw), k) for k in cfg.median_k})
+    # The statistic alone, from the run's filter lengths only: the user's cut settings
+    # (--threshold, --detrend) say how to decide the final removal, not who trains.
+    z = below_median_z(dirty_z([median_filter_1d(raw, k, cfg.median_mode) for k in ks]))
     keep = np.flatnonzero(z <= cfg.trim_k)
     if 2 * len(keep) < len(raw):
         keep = np.sort(np.argsort(z, kind="stable")[: (len(raw) + 1) // 2])
