@@ -91,7 +91,7 @@ def build_config() -> dict:
 cfg = build_config()
 setup(
     install_requires=cfg["install_requires"]
-    + ["numpy>=1.24", "scipy>=1.10", "pillow>=9", "tqdm>=4.60", "scikit-learn>=1.2", "matplotlib>=3.6"],
+    + ["numpy>=1.24", "pillow>=9", "tqdm>=4.60", "scikit-learn>=1.2", "matplotlib>=3.6"],
     ext_modules=cfg.get("ext_modules", []),
     cmdclass=cfg.get("cmdclass", {}),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # The paper's numbers.
@@ -178,7 +178,6 @@ class Config:
     labels: str | None = None  # --labels file (overrides labels stored with the data)
     report: bool | None = None
     out: str = "cae_fast_out"
-    extra: dict[str, Any] = field(default_factory=dict)  # room for later stages' settings
 
     @property
     def is_demo(self) -> bool:

@@ -86,6 +86,15 @@ def test_arrays_json_and_table(tmp_path):
     assert "ROC-AUC" in table and "dirty removed   75.0%" in table and "raindrop" in table
 
 
+def test_clean_only_labels_say_so_instead_of_nan():
+    """Nothing labelled dirty: no ROC-AUC to print and no precision; what is left to judge is how much
+    of the clean set the decision kept (here 3 of 4 frames)."""
+    m = evaluate(np.zeros(4, np.uint8), {"s": np.arange(4.0)}, np.array([1, 1, 0, 1], bool))
+    (line,) = format_table(m)
+    assert "no corrupted frames labelled" in line and "clean kept 75.0% (3 / 4), removed 1" in line
+    assert "nan" not in line and "precision" not in line
+
+
 @pytest.mark.parametrize(
     "name,content,problem",
     [

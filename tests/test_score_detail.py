@@ -185,3 +185,17 @@ def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_f
     assert abs(float(tiles[0])) < 1e-6 and abs(float(whole[0])) < 1e-6  # a perfect reconstruction
     assert abs(float(whole[1])) < 0.5  # the rims make up, over the whole frame, for the lost detail
     assert float(tiles[1]) > 2.0  # the median tile lost it: the reconstruction has e^2 x more
+
+
+def test_combo_rss_is_the_same_whether_or_not_lens_was_already_computed():
+    """The default score's lens term must not depend on what happens to be in the dict: with the
+    sequence's persistence it equals the one score_frames computes beside it."""
+    torch.manual_seed(0)
+    images = (np.random.default_rng(4).random((40, 32, 32, 3)) * 255).astype(np.uint8)
+    images[20:30, :16] = 255  # something on the lens for ten frames
+    cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, median_k=(7,))
+    model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
+    out = score_frames(model, images, cfg, torch.device("cpu"), ("combo_rss",))
+    without = {k: v for k, v in out.items() if k not in ("lens", "combo_rss")}
+    np.testing.assert_allclose(combo_rss(without, persist=7), out["combo_rss"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(combo_rss(without, persist=1), out["combo_rss"], atol=1e-3)

@@ -25,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cae-fast",
         description="Find and remove corrupted frames (raindrops, dirt, glare, blur) from an unlabeled image "
-        "set with a convolutional autoencoder: train, score each frame by the correlation (PCC) with its "
-        "reconstruction, median-filter over the frame index, threshold. Without --data it runs a built-in, "
-        "labelled synthetic demo sized for a CPU and prints its evaluation.",
+        "set: a convolutional autoencoder is trained on the set itself, each frame gets a score (higher = "
+        "dirtier) from how its reconstruction and its look differ from the rest, the score is filtered over "
+        "the frame index and cut. Without --data it runs a built-in, labelled synthetic demo sized for a "
+        "CPU and prints its evaluation.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     d = p.add_argument_group("data")

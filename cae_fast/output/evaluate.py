@@ -199,6 +199,11 @@ def format_table(metrics: dict) -> list[str]:
     m = metrics
     (tn, fp), (fn, tp) = m["confusion"]
     w = max(len(name) for name in [*m["ranking"], "score (higher = dirtier)"])
+    if m["n_dirty"] == 0:  # nothing to rank or to find: only how much of the clean set stayed
+        return [
+            f"evaluation against the labels: no corrupted frames labelled ({m['n_clean']} clean frames); "
+            f"clean kept {m['clean_kept']:.1%} ({tn} / {m['n_clean']}), removed {fp}",
+        ]
     lines = [
         f"evaluation against the labels ({m['n_dirty']} dirty, {m['n_clean']} clean frames):",
         f"  {'score (higher = dirtier)':<{w}} {'ROC-AUC':>8} {'avg prec':>9}  (AUC < 0.5: wrong way)",

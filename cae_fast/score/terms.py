@@ -287,7 +287,7 @@ def combo_lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     return np.maximum(c, robust_z(scores["lens"] if "lens" in scores else lens(scores, persist)))
 
 
-def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
+def combo_rss(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     """The default score: the evidence of all failure modes together, the root-sum-square of the
     positive ``combo_terms`` and of the model-free ``lens`` term, in robust z units over the
     sequence. Higher = dirtier.
@@ -296,9 +296,10 @@ def combo_rss(scores: dict[str, np.ndarray]) -> np.ndarray:
     local) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
     the same. Measured against ``combo`` on the same networks (docs/detection.md, item 6).
     ``lens`` sees what sits on the lens even where the network learned to reproduce it (item 12);
-    it is left out of ``combo``, which was measured without it."""
+    it is left out of ``combo``, which was measured without it. ``persist`` as for ``lens``: a
+    ``lens`` already in ``scores`` was computed with the same one (``score_frames``)."""
     z = np.maximum(combo_terms(scores), 0.0)
-    lens_z = robust_z(scores["lens"] if "lens" in scores else lens(scores))
+    lens_z = robust_z(scores["lens"] if "lens" in scores else lens(scores, persist))
     z = np.concatenate([z, np.maximum(lens_z, 0.0)[None]])
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
@@ -395,7 +396,7 @@ def score_frames(
         _gather_scores(out, n, first, last)
     combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
     persist = {"persist": lens_persistence(cfg.median_k, n)}
-    opts = {"lens": persist, "combo_lens": persist}
+    opts = {"lens": persist, "combo_lens": persist, "combo_rss": persist}
     for name, (_, fn) in COMBINED.items():  # terms come before the scores built from them
         if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
             combined[name] = fn({**out, **combined}, **opts.get(name, {}))
