@@ -114,7 +114,6 @@ DEMO_KINDS = ("raindrop",)
 DEMO_OVERRIDES: dict[str, tuple[Any, Any]] = {
     "image_size": (IMAGE_SIZE, DEMO_IMAGE_SIZE),
     "m_ref": (M_REF, DEMO_M_REF),
-    "report": (False, True),  # the diagnostics report: on in the demo, asked for on user data
 }
 
 
@@ -176,7 +175,7 @@ class Config:
     best_f1_cut: float | None = None  # --threshold best-f1: the cut found on labels (set by run.py)
     detrend: int = 0  # rolling-median window subtracted before the robust z (0 = whole-sequence baseline)
     labels: str | None = None  # --labels file (overrides labels stored with the data)
-    report: bool | None = None
+    report: bool = True  # the pictures a person reviews first: on unless --no-report
     out: str = "cae_fast_out"
 
     @property

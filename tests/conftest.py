@@ -11,7 +11,7 @@ TINY_FRAMES = 48
 # Flags that make a full CLI run take a few seconds: small frames, one epoch, small H_ref.
 FAST_FLAGS = [
     "--image-size", str(TINY_SIZE), "--epochs", "1", "--batch-size", "8", "--m-ref", "16",
-    "--latent-dim", "32", "--median-k", "5", "--no-progress",
+    "--latent-dim", "32", "--median-k", "5", "--no-progress", "--no-report",
 ]  # fmt: skip
 
 

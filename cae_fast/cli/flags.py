@@ -298,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--report",
         action=argparse.BooleanOptionalAction,
-        help="write plots and report.html to --out/report (default: on for the demo, off for --data)",
+        default=True,
+        help="write plots and report.html to --out/report, the first thing to review (default: on; "
+        "--no-report for pipelines that only read the lists)",
     )
     s.add_argument("--score-batch", type=T.positive, default=C.SCORE_BATCH, help="frames per scoring batch")
     s.add_argument(
