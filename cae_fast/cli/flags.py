@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--mad-k", type=float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes")
     s.add_argument(
+        "--run-peak",
+        type=float,
+        default=C.RUN_PEAK,
+        help="'mad': a run of frames over --mad-k goes only when it peaks above this robust z (0 = off)",
+    )
+    s.add_argument(
         "--veto",
         type=float,
         metavar="C",
@@ -390,7 +396,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         delta_margin=args.delta_margin,
         veto=args.veto if args.veto is not None else 0.0 if args.paper or train_data else C.VETO_C,
         extend=args.extend if args.extend is not None else 0.0 if args.paper or train_data else C.EXTEND_Z,
-        **{k: getattr(args, k) for k in ("mad_k", "contamination", "fixed", "detrend", "labels")},
+        **{k: getattr(args, k) for k in ("mad_k", "run_peak", "contamination", "fixed", "detrend", "labels")},
         report=args.report,
         out=out,
     ).resolved()

@@ -126,10 +126,19 @@ def _z_name(cfg: Config) -> str:
 
 
 def mad_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
-    """Removed when the robust z exceeds ``cfg.mad_k`` (= k MADs * 1.4826)."""
+    """Removed when the robust z exceeds ``cfg.mad_k`` (= k MADs * 1.4826); with ``cfg.run_peak`` > 0,
+    only the runs over ``mad_k`` whose peak exceeds ``run_peak`` (hysteresis: a clean sequence's
+    tail has frames over any cut, but its bumps are low; a corrupted run's plateau is high)."""
     z = dirty_z(filtered, cfg.detrend, cfg.median_mode)
     name = _z_name(cfg)
-    return Threshold(float(cfg.mad_k), z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}", z, name, False)
+    is_clean, rule = z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}"
+    if cfg.run_peak > 0:
+        segments, peaks = removed_segments(is_clean, z)
+        for (a, b), peak in zip(segments, peaks, strict=True):
+            if peak <= cfg.run_peak:
+                is_clean[a:b] = True
+        rule += f" in runs peaking above {cfg.run_peak:g}"
+    return Threshold(float(cfg.mad_k), is_clean, rule, z, name, False)
 
 
 def contamination_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
