@@ -24,12 +24,13 @@ from cae_fast import evaluate as ev
 from cae_fast.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
 from cae_fast.cli import build_parser, config_from_args
 from cae_fast.config import DELTA_MARGIN, PAPER_MEDIAN_KS, Config
-from cae_fast.data import Frames, check_same_size, load_frames
+from cae_fast.data import Frames, check_same_size, default_cache_dir, load_frames
 from cae_fast.errors import InputError
 from cae_fast.export import write_lists, write_result, write_scores_csv
 from cae_fast.extremes import extremes_from_model
 from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
+from cae_fast.outdir import check_outside_inputs
 from cae_fast.report import read_train_log, write_report
 from cae_fast.score import DIRECTION, ENSEMBLES, score_frames
 from cae_fast.threshold import Decision, filtered, format_decision, format_segments, paper_view
@@ -71,6 +72,7 @@ def run(cfg: Config, say=print) -> dict:
     Under torchrun every rank trains and scores its share; only rank 0 prints and writes."""
     if not dist.is_main():
         say = _quiet
+    check_outside_inputs(cfg, cfg.cache_dir or default_cache_dir(cfg.out))
     device = pick_device(cfg.device)
     stored_cut = None
     if cfg.score_only:
