@@ -49,6 +49,8 @@ from cae_fast.train import (
 
 def _prepare_out(out: str) -> Path:
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "is a file, not a folder; --out needs a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write_test{time.time_ns()}"
@@ -283,6 +285,8 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
         model, history = train(images, cfg, out)
     except OSError as exc:  # the checkpoint or log could not be written
         raise InputError(exc.filename or out, f"cannot write ({exc.strerror or exc})") from None
+    except FloatingPointError as exc:  # diverged: a setting the user chose, e.g. --lr 1e30
+        raise InputError("--lr", str(exc)) from None
     if not history:
         say(
             f"{cfg.resume} has trained --epochs {cfg.epochs} or more: nothing to train, scoring it"

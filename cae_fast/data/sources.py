@@ -91,6 +91,8 @@ def _open_folder(p: Path) -> Source:
 def _check_array_header(p: Path, shape: tuple, dtype: np.dtype) -> None:
     if dtype != np.uint8 and dtype not in _FLOAT_DTYPES:
         raise InputError(p, f"images have dtype {dtype}; expected uint8, or float with values in [0, 1]")
+    if len(shape) in (3, 4) and shape[0] == 0:
+        raise InputError(p, f"images have shape {shape}: the array holds no frames")
     if len(shape) == 3:
         return
     if len(shape) == 4 and (shape[3] in (1, 3, 4) or shape[1] in (1, 3, 4)):
@@ -122,7 +124,14 @@ def _open_npz(p: Path) -> Source:
         _check_array_header(p, shape, dtype)
         labels = None
         if "labels" in z.files:
-            labels = _read_labels(p, z["labels"], int(shape[0]))
+            _shape, label_dtype = _npz_member_header(p, z, "labels")
+            if label_dtype.hasobject:  # loading it would need pickle, which is never used
+                raise InputError(p, "'labels' has dtype object; expected 0/1 integers, one per frame")
+            try:
+                raw = z["labels"]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise InputError(p, f"cannot read 'labels' in .npz: {exc}") from None
+            labels = _read_labels(p, raw, int(shape[0]))
     return Source(path=p, kind="npz", n=int(shape[0]), labels=labels)
 
 
