@@ -2,8 +2,8 @@
 
 17,600 frames at 224x224 are 2.6 GB of uint8 on disk instead of 10.6 GB of float32 in RAM;
 batches are converted to float as they are used. An entry is keyed by the source's file names,
-sizes and mtimes and by the image size, so a second run on unchanged data reuses it and any
-change to the data makes a new one.
+sizes, mtimes and content (``data.content``) and by the image size, so a second run on
+unchanged data reuses it and any change to the data makes a new one.
 
 Building decodes a folder's images in worker processes, a chunk of frames per task, each
 written straight into its slots of a memory-mapped ``<key>.u8.partial``; after every chunk a
@@ -33,10 +33,11 @@ import numpy as np
 from tqdm import tqdm
 
 from cae_fast.data import sources
+from cae_fast.data.content import content_digest
 from cae_fast.data.sources import Source, iter_frames
 from cae_fast.errors import InputError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed on content too (data.content)
 _CHUNK = 32  # frames per decode task and per done-record update
 _TODO, _OK, _BAD = 0, 1, 2  # per-frame status in the done-record
 
@@ -55,6 +56,7 @@ def cache_key(source: Source, image_size: int, skip_bad: bool) -> str:
         "source": str(source.path.resolve()),
         "kind": source.kind,
         "files": source.fingerprint(),
+        "content": content_digest(source),  # a rewrite with the mtime restored is noticed
         "image_size": image_size,
         "skip_bad": skip_bad,
     }

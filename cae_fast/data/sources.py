@@ -189,8 +189,9 @@ def _to_rgb_image(im: Image.Image) -> Image.Image:
         back = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return Image.alpha_composite(back, rgba).convert("RGB")
     if im.mode.startswith("I;16") or im.mode == "I":
-        arr = np.asarray(im, dtype=np.float64)
-        arr = arr * (255.0 / 65535.0) if arr.max() > 255 else arr
+        # 16-bit samples (PNG's only integer mode: "I" in older Pillow), scaled by the bit depth and
+        # never by content: a nearly black frame (a covered lens) must stay nearly black.
+        arr = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
         im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
     return im.convert("RGB")
 
