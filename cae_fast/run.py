@@ -30,7 +30,7 @@ from cae_fast.export import write_lists, write_result, write_scores_csv
 from cae_fast.extremes import extremes_from_model
 from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
-from cae_fast.outdir import check_outside_inputs
+from cae_fast.outdir import hold
 from cae_fast.report import read_train_log, write_report
 from cae_fast.score import DIRECTION, ENSEMBLES, score_frames
 from cae_fast.threshold import Decision, filtered, format_decision, format_segments, paper_view
@@ -71,10 +71,15 @@ def _check_size(cfg: Config) -> None:
 def run(cfg: Config, say=print) -> dict:
     """The whole job for a resolved ``cfg``; returns the arrays it saved. ``say`` prints progress.
 
-    Under torchrun every rank trains and scores its share; only rank 0 prints and writes."""
+    Under torchrun every rank trains and scores its share; only rank 0 prints and writes, holding
+    the run folder (``outdir.hold``: outside the inputs, locked, tagged with a run id)."""
     if not dist.is_main():
-        say = _quiet
-    check_outside_inputs(cfg, cfg.cache_dir or default_cache_dir(cfg.out))
+        return _run(cfg, _quiet)
+    with hold(cfg, cfg.cache_dir or default_cache_dir(cfg.out)) as cfg:
+        return _run(cfg, say)
+
+
+def _run(cfg: Config, say) -> dict:
     device = pick_device(cfg.device)
     stored_cut = None
     if cfg.score_only:
@@ -157,6 +162,7 @@ def run(cfg: Config, say=print) -> dict:
         "ops_backend": ops.backend(),
         "device": str(device),
         "n_frames": len(frames),
+        "run_id": cfg.extra.get("run_id"),
     }
     if not dist.is_main():
         return arrays
