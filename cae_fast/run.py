@@ -31,6 +31,7 @@ from cae_fast.extremes import extremes_from_model
 from cae_fast.model import check_image_size
 from cae_fast.models import n_parameters
 from cae_fast.outdir import hold
+from cae_fast.preflight import check_late_inputs
 from cae_fast.report import read_train_log, write_report
 from cae_fast.score import DIRECTION, ENSEMBLES, score_frames
 from cae_fast.threshold import Decision, filtered, format_decision, format_segments, paper_view
@@ -105,6 +106,7 @@ def _run(cfg: Config, say) -> dict:
     if frames.skipped:
         say(f"skipped {len(frames.skipped)} unreadable image(s) (--skip-bad), e.g. {frames.skipped[0]}")
 
+    labels_file = check_late_inputs(cfg, len(frames))
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
     model, early, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
@@ -116,8 +118,8 @@ def _run(cfg: Config, say) -> dict:
     scores = score_frames(model, frames.images, cfg, device, names, early)
     raw = scores[cfg.score]
     labels, kinds = frames.labels, frames.kinds
-    if cfg.labels:  # a user's labels file says nothing about corruption kinds
-        labels, kinds = ev.load_labels(cfg.labels, len(frames)), None
+    if labels_file is not None:  # a user's labels file says nothing about corruption kinds
+        labels, kinds = labels_file, None
     cut = None
     if cfg.threshold == "best-f1":
         cut = choose_cut(cfg, (model, early), device, raw, labels, stored_cut)

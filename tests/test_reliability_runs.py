@@ -160,3 +160,15 @@ def test_a_killed_new_runs_checkpoint_is_told_apart_from_the_earlier_results(tmp
     assert resumed.returncode == 0, resumed.stderr
     assert read_run(out)["run_id"] == second_id and read_run(out)["status"] == "complete"
     assert stale_outputs(out) == [] and (out / RUN_FILE).is_file()
+
+
+def test_a_bad_labels_file_is_refused_before_any_epoch(tmp_path, tiny_npz, capsys):
+    bad = tmp_path / "labels.txt"
+    bad.write_text("0\n2\n")
+    out = tmp_path / "existing"
+    out.mkdir()
+    line = one_error(
+        ["--data", str(tiny_npz), "--out", str(out), "--labels", str(bad), "--epochs", "50"], capsys
+    )
+    assert line.startswith(f"error: {bad}: ")
+    assert list(out.iterdir()) == []  # no checkpoint, no log, no run.json: nothing ran
