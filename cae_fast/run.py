@@ -162,6 +162,7 @@ def _run(cfg: Config, say) -> dict:
         "score": cfg.score,
         "threshold_rule": decision.threshold.rule,
         "ops_backend": ops.backend(),
+        "ops_backends": ops.backends_used(),  # per op: a compiled op that failed its check ran as reference
         "device": str(device),
         "n_frames": len(frames),
         "run_id": cfg.extra.get("run_id"),
@@ -191,7 +192,7 @@ def _run(cfg: Config, say) -> dict:
             extremes = extremes_from_model(model, frames.images, series[cfg.score], raw, device)
             page = write_report(out, raw, decision, labels=labels, kinds=kinds, kind_names=frames.kind_names,
                                 series=series, metrics=metrics, extremes=extremes,
-                                train_log=read_train_log(log_dir / LOG_NAME), summary=summary,
+                                train_log=read_train_log(log_dir / LOG_NAME), summary=[*summary, ops_line()],
                                 trained_on=arrays.get("trained_on"), frames=frames.images,
                                 paper=None if paper is None else (scores["pcc"], paper))  # fmt: skip
     except OSError as exc:
@@ -233,6 +234,12 @@ def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
     if train_frames.labels is not None and train_frames.labels.any():
         say(f"warning: {int(train_frames.labels.sum())} training frames are labelled dirty; all are used")
     return train_frames
+
+
+def ops_line() -> str:
+    """Which backend each op ran on (``ops.selfcheck``), for the report."""
+    used = ops.backends_used()
+    return "ops: " + (", ".join(f"{name} {how}" for name, how in used.items()) or ops.backend())
 
 
 NOT_IN_SUBSET = "not trained on (outside --train-frames or left out by the trimming)"
