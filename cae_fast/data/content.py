@@ -2,9 +2,9 @@
 
 An ``.npy`` rewritten with other frames of the same shape and its mtime restored (``cp -p``,
 ``rsync -t``) used to be served from the old cache (issue 31, item 5). Arrays are hashed whole;
-a folder (10^4-10^6 files) by its files' inode change times, which no copy tool can set back,
-plus the full bytes of a sample of files spread over the sequence. The cost is measured in
-docs/reliability.md (``benchmarks/cache_key_cost.py``).
+a folder (10^4-10^6 files) by the full bytes of a sample of files spread over the sequence,
+beside ``Source.fingerprint``'s per-file inode change times, which no copy tool can set back.
+The cost is measured in docs/reliability.md (``benchmarks/cache_key_cost.py``).
 """
 
 from __future__ import annotations
@@ -36,17 +36,12 @@ def sample(n: int, k: int = SAMPLE_FILES) -> list[int]:
 
 
 def content_digest(source: Source) -> str:
-    """A hash of what ``source`` holds: every byte of an array file; for a folder, each file's
-    inode change time (any rewrite sets it) and every byte of ``sample`` of its files."""
+    """A hash of what ``source`` holds: every byte of an array file; for a folder, every byte
+    of ``sample`` of its files."""
     h = hashlib.sha256()
     if source.kind != "folder":
         _hash_file(h, source.path)
         return h.hexdigest()
-    for rel in source.files:
-        try:
-            h.update(f"{rel}:{os.stat(source.path / rel).st_ctime_ns};".encode())
-        except OSError as exc:
-            raise InputError(source.path / rel, f"cannot read: {exc.strerror or exc}") from None
     for i in sample(len(source.files)):
         _hash_file(h, source.path / source.files[i])
     return h.hexdigest()

@@ -42,12 +42,13 @@ class Source:
     labels: np.ndarray | None = None
 
     def fingerprint(self) -> list:
-        """Changes whenever a file the frames come from changes (name, size, mtime)."""
+        """Changes whenever a file the frames come from changes (name, size, mtime, and the inode
+        change time, which any rewrite sets and no copy tool can set back)."""
         targets = [self.path / f for f in self.files] if self.kind == "folder" else [self.path]
         out = []
         for t in targets:
             st = t.stat()
-            out.append([str(t), st.st_size, st.st_mtime_ns])
+            out.append([str(t), st.st_size, st.st_mtime_ns, st.st_ctime_ns])
         return out
 
     def frame_name(self, i: int) -> str:
