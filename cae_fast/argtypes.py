@@ -98,6 +98,14 @@ def positive_float(text: str) -> float:
     return v
 
 
+def learning_rate(text: str) -> float:
+    """``(0, 1]``: beyond 1 Adam's steps are larger than the weights themselves and training diverges."""
+    v = positive_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1, got {text!r}")
+    return v
+
+
 def seed(text: str) -> int:
     """0 .. 2**63 - 1: what both numpy's and torch's generators accept."""
     v = nonnegative(text)

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the trimming and scored (docs/detection.md, item 4)",
     )
     t.add_argument("--batch-size", type=T.positive, default=C.BATCH_SIZE, help="frames per step (paper)")
-    t.add_argument("--lr", type=T.positive_float, default=C.LR, help="Adam learning rate (paper)")
+    t.add_argument("--lr", type=T.learning_rate, default=C.LR, help="Adam learning rate (paper)")
     t.add_argument(
         "--lambda-ref",
         type=T.nonnegative_float,
