@@ -59,7 +59,9 @@ def check_outside_inputs(cfg: Config, cache_dir: str | os.PathLike[str]) -> None
 RUN_FILE = "run.json"  # this folder's current run: its id, status and the outputs it finished
 RESULT_FILES = ("filter_result.npz", "kept.txt", "removed.txt", "scores.csv", "metrics.json")
 WATCHED = (*RESULT_FILES, "checkpoint.pt", "train_log.jsonl")  # what a run that has begun has written
-_ORPHAN = re.compile(r"(\.tmp\d+|^\.write_test\d+)$")  # atomic writes' temporaries, write probes
+# Temporaries of atomic writes (export: ".<name>.tmp<pid>", the checkpoint: "<name>.tmp<pid>") and
+# write probes: names only cae_fast gives.
+_ORPHAN = re.compile(r"^(\.[^/]+\.tmp\d+|checkpoint\.pt\.tmp\d+|\.write_test\d+)$")
 
 
 def _busy(out: Path, pid: int | None) -> InputError:
@@ -73,8 +75,8 @@ def remove_orphans(out: Path) -> list[str]:
     """Delete temporaries that a killed run left (``checkpoint.pt.tmp<pid>`` ...): with the
     folder's lock held, no live run is writing them."""
     gone = []
-    for p in out.iterdir():
-        if p.is_file() and _ORPHAN.search(p.name):
+    for p in [*out.iterdir(), *((out / "report").iterdir() if (out / "report").is_dir() else ())]:
+        if p.is_file() and _ORPHAN.match(p.name):
             p.unlink(missing_ok=True)
             gone.append(p.name)
     return gone
@@ -132,7 +134,7 @@ def hold(cfg: Config, cache_dir: str | os.PathLike[str]) -> Iterator[Config]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "is a file, not a folder; --out needs a folder")
-    created = not out.exists()
+    created = [d for d in (out, *out.parents) if not d.exists()]  # removed again after an early failure
     held = contextlib.ExitStack()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -162,8 +164,10 @@ def hold(cfg: Config, cache_dir: str | os.PathLike[str]) -> Iterator[Config]:
                 else:
                     atomic_write_bytes(out / RUN_FILE, previous)
                 held.close()  # the lock file goes too
-                if created and not any(out.iterdir()):
-                    out.rmdir()
+                for d in created:
+                    if any(d.iterdir()):
+                        break
+                    d.rmdir()
             raise
         written = tuple(n for n in RESULT_FILES if _stamp(out / n) not in (None, before[n]))
         write_run(out, run_id, "complete", written)
