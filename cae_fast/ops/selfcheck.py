@@ -96,9 +96,9 @@ def _outputs(fn: Callable, args: tuple) -> list[torch.Tensor]:
 
 
 def _disagreement(name: str, compiled: Callable, device: torch.device) -> str | None:
-    args = _batch(name, device)
-    try:
-        with torch.autocast(device.type, enabled=False):
+    try:  # as in training, whatever mode the first call came from (scoring runs without autograd)
+        with torch.inference_mode(False), torch.autocast(device.type, enabled=False):
+            args = _batch(name, device)
             got = _outputs(compiled, args)
             want = _outputs(getattr(reference, name), args)
     except Exception as exc:  # a kernel that fails to launch is as unusable as a wrong one
