@@ -57,7 +57,14 @@ def check_outside_inputs(cfg: Config, cache_dir: str | os.PathLike[str]) -> None
 # ---- the run folder: one run at a time, no leftovers, every output tagged with its run --------
 
 RUN_FILE = "run.json"  # this folder's current run: its id, status and the outputs it finished
-RESULT_FILES = ("filter_result.npz", "kept.txt", "removed.txt", "scores.csv", "metrics.json")
+RESULT_FILES = (
+    "filter_result.npz",
+    "kept.txt",
+    "removed.txt",
+    "scores.csv",
+    "metrics.json",
+    "report/report.html",
+)
 WATCHED = (*RESULT_FILES, "checkpoint.pt", "train_log.jsonl")  # what a run that has begun has written
 # Temporaries of atomic writes (export: ".<name>.tmp<pid>", the checkpoint: "<name>.tmp<pid>") and
 # write probes: names only cae_fast gives.

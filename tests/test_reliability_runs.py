@@ -174,3 +174,16 @@ def test_a_bad_labels_file_is_refused_before_any_epoch(tmp_path, tiny_npz, capsy
     )
     assert line.startswith(f"error: {bad}: ")
     assert list(out.iterdir()) == []  # no checkpoint, no log, no run.json: nothing ran
+
+
+def test_a_result_the_new_run_did_not_rewrite_is_named_stale(tmp_path, tiny_npz, capsys):
+    from cae_fast.run import main
+
+    out = tmp_path / "run"
+    assert main([*FAST_FLAGS, "--data", str(tiny_npz), "--out", str(out), "--report"]) == 0
+    assert stale_outputs(out) == []
+    capsys.readouterr()
+    assert main([*FAST_FLAGS, "--data", str(tiny_npz), "--out", str(out), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {out / 'report' / 'report.html'} is an earlier run's, not this one's" in err
+    assert stale_outputs(out) == ["report/report.html"]
