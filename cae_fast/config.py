@@ -182,6 +182,7 @@ class Config:
     labels: str | None = None  # --labels file (overrides labels stored with the data)
     report: bool = True  # the pictures a person reviews first: on unless --no-report
     out: str = "cae_fast_out"
+    run_id: str | None = None  # set per run by the CLI and written into every output (stale ones show)
 
     @property
     def is_demo(self) -> bool:

@@ -22,7 +22,7 @@ from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = T.Parser(
         prog="cae-fast",
         description="Find and remove corrupted frames (raindrops, dirt, glare, blur) from an unlabeled image "
         "set: a convolutional autoencoder is trained on the set itself, each frame gets a score (higher = "
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--image-size",
-        type=int,
+        type=T.positive,
         metavar="S",
         help=f"frames are resized to S x S; a multiple of 16 "
         f"(paper: {C.IMAGE_SIZE}; demo: {C.DEMO_IMAGE_SIZE}; builtin: digits 32, drive 64)",
@@ -85,13 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--kl-weight",
-        type=float,
+        type=T.nonnegative_float,
         default=C.KL_WEIGHT,
         help="'vae': weight of the KL term (per pixel value, like L_rec) once warmed up",
     )
     t.add_argument(
         "--kl-warmup",
-        type=float,
+        type=T.nonnegative_float,
         default=C.KL_WARMUP,
         metavar="EPOCHS",
         help="'vae': epochs over which the KL weight ramps linearly from 0 (0 = full weight at once)",
@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the trimming and scored (docs/detection.md, item 4)",
     )
     t.add_argument("--batch-size", type=T.positive, default=C.BATCH_SIZE, help="frames per step (paper)")
-    t.add_argument("--lr", type=float, default=C.LR, help="Adam learning rate (paper)")
+    t.add_argument("--lr", type=T.learning_rate, default=C.LR, help="Adam learning rate (paper)")
     t.add_argument(
         "--lambda-ref",
-        type=float,
+        type=T.nonnegative_float,
         default=C.LAMBDA_REF,
         help="weight of L_ref in L_rec + lambda*L_ref (paper)",
     )
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--trim-k",
-        type=float,
+        type=T.finite,
         metavar="K",
         help=f"after {C.TRIM_AT[0]} epochs on every frame, train (and draw H_ref) only on the frames whose "
         f"filtered '{C.TRIM_SCORE}' robust z, in units of the spread below its median, is <= K, so the "
@@ -183,15 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
         "16,32,64,128 trains about 3x faster on a CPU",
     )
     t.add_argument(
-        "--seed", type=int, default=C.SEED, help="seeds the weights, shuffling, H_ref draws and demo data"
+        "--seed", type=T.seed, default=C.SEED, help="seeds the weights, shuffling, H_ref draws and demo data"
     )
     t.add_argument(
-        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
+        "--device",
+        type=T.device,
+        default="auto",
+        help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...",
     )
     t.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on CPU)")
     t.add_argument(
         "--workers",
-        type=int,
+        type=T.nonnegative,
         help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA); also the processes that decode "
         "a folder into the frame cache (default: one per CPU; 0 or 1: none)",
     )
@@ -260,9 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its checkpoint",
     )
     s.add_argument(
-        "--delta-margin", type=float, default=C.DELTA_MARGIN, help="margin below the median PCC_med (paper)"
+        "--delta-margin",
+        type=T.finite,
+        default=C.DELTA_MARGIN,
+        help="margin below the median PCC_med (paper)",
     )
-    s.add_argument("--mad-k", type=float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes")
+    s.add_argument(
+        "--mad-k", type=T.nonnegative_float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes"
+    )
     s.add_argument(
         "--run-peak",
         type=float,
@@ -271,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--veto",
-        type=float,
+        type=T.nonnegative_float,
         metavar="C",
         help="'mad': keep a flagged frame whose sharpness and per-place colours are within C robust "
         f"standard deviations of the frames training used (no network involved; default {C.VETO_C}, 0 = off; "
@@ -279,14 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--extend",
-        type=float,
+        type=T.nonnegative_float,
         metavar="Z",
         help="'mad': a removed stretch also takes the neighbouring frames above robust z Z that, "
         f"without the network, are far from ordinary (typicality > {C.EXTEND_GATE:g}; default "
         f"{C.EXTEND_Z:g}, 0 = off; --paper and --train-data: 0)",
     )
     s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")
-    s.add_argument("--fixed", type=float, metavar="VALUE", help="'fixed': the cut on the filtered score")
+    s.add_argument("--fixed", type=T.finite, metavar="VALUE", help="'fixed': the cut on the filtered score")
     s.add_argument(
         "--detrend",
         type=T.odd_or_zero,

@@ -21,8 +21,9 @@ import numpy as np
 
 from cae_fast import dist, ops
 from cae_fast.cli.flags import build_parser, config_from_args
+from cae_fast.cli.preflight import check_late_inputs
 from cae_fast.config import DELTA_MARGIN, PAPER_MEDIAN_KS, Config
-from cae_fast.data import Frames, check_same_size, load_frames
+from cae_fast.data import Frames, check_same_size, default_cache_dir, load_frames
 from cae_fast.decide import postprocess as veto
 from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
 from cae_fast.decide.rules import Decision, filtered, format_decision, format_segments, paper_view
@@ -32,6 +33,7 @@ from cae_fast.model.zoo import n_parameters
 from cae_fast.output import evaluate as ev
 from cae_fast.output.export import write_lists, write_result, write_scores_csv
 from cae_fast.output.extremes import extremes_from_model
+from cae_fast.output.outdir import hold
 from cae_fast.output.report import read_train_log, write_report
 from cae_fast.score.terms import ENSEMBLES, score_frames
 from cae_fast.train.loop import (
@@ -49,6 +51,8 @@ from cae_fast.train.loop import (
 
 def _prepare_out(out: str) -> Path:
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "is a file, not a folder; --out needs a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write_test{time.time_ns()}"
@@ -69,9 +73,15 @@ def _check_size(cfg: Config) -> None:
 def run(cfg: Config, say=print) -> dict:
     """The whole job for a resolved ``cfg``; returns the arrays it saved. ``say`` prints progress.
 
-    Under torchrun every rank trains and scores its share; only rank 0 prints and writes."""
+    Under torchrun every rank trains and scores its share; only rank 0 prints and writes, holding
+    the run folder (``outdir.hold``: outside the inputs, locked, tagged with a run id)."""
     if not dist.is_main():
-        say = _quiet
+        return _run(cfg, _quiet)
+    with hold(cfg, cfg.cache_dir or default_cache_dir(cfg.out)) as cfg:
+        return _run(cfg, say)
+
+
+def _run(cfg: Config, say) -> dict:
     device = pick_device(cfg.device)
     stored_cut = None
     if cfg.score_only:
@@ -97,6 +107,7 @@ def run(cfg: Config, say=print) -> dict:
     if frames.skipped:
         say(f"skipped {len(frames.skipped)} unreadable image(s) (--skip-bad), e.g. {frames.skipped[0]}")
 
+    labels_file = check_late_inputs(cfg, len(frames))
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
     model, early, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
@@ -108,8 +119,8 @@ def run(cfg: Config, say=print) -> dict:
     scores = score_frames(model, frames.images, cfg, device, names, early)
     raw = scores[cfg.score]
     labels, kinds = frames.labels, frames.kinds
-    if cfg.labels:  # a user's labels file says nothing about corruption kinds
-        labels, kinds = ev.load_labels(cfg.labels, len(frames)), None
+    if labels_file is not None:  # a user's labels file says nothing about corruption kinds
+        labels, kinds = labels_file, None
     cut = None
     if cfg.threshold == "best-f1":
         cut = choose_cut(cfg, (model, early), device, raw, labels, stored_cut)
@@ -152,8 +163,10 @@ def run(cfg: Config, say=print) -> dict:
         "score": cfg.score,
         "threshold_rule": decision.threshold.rule,
         "ops_backend": ops.backend(),
+        "ops_backends": ops.backends_used(),  # per op: a compiled op that failed its check ran as reference
         "device": str(device),
         "n_frames": len(frames),
+        "run_id": cfg.run_id,
     }
     if not dist.is_main():
         return arrays
@@ -179,7 +192,7 @@ def run(cfg: Config, say=print) -> dict:
             extremes = extremes_from_model(model, frames.images, series[cfg.score], raw, device)
             page = write_report(out, raw, decision, labels=labels, kinds=kinds, kind_names=frames.kind_names,
                                 series=series, metrics=metrics, extremes=extremes,
-                                train_log=read_train_log(log_dir / LOG_NAME), summary=summary,
+                                train_log=read_train_log(log_dir / LOG_NAME), summary=[*summary, ops_line()],
                                 trained_on=arrays.get("trained_on"), frames=frames.images,
                                 paper=None if paper is None else (scores["pcc"], paper))  # fmt: skip
     except OSError as exc:
@@ -221,6 +234,12 @@ def _training_frames(cfg: Config, frames: Frames, say) -> Frames:
     if train_frames.labels is not None and train_frames.labels.any():
         say(f"warning: {int(train_frames.labels.sum())} training frames are labelled dirty; all are used")
     return train_frames
+
+
+def ops_line() -> str:
+    """Which backend each op ran on (``ops.selfcheck``), for the report."""
+    used = ops.backends_used()
+    return "ops: " + (", ".join(f"{name} {how}" for name, how in used.items()) or ops.backend())
 
 
 NOT_IN_SUBSET = "not trained on (outside --train-frames or left out by the trimming)"
@@ -282,6 +301,8 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
         model, history = train(images, cfg, out)
     except OSError as exc:  # the checkpoint or log could not be written
         raise InputError(exc.filename or out, f"cannot write ({exc.strerror or exc})") from None
+    except FloatingPointError as exc:  # diverged: a setting the user chose, e.g. --lr 1e30
+        raise InputError("--lr", str(exc)) from None
     if not history:
         say(
             f"{cfg.resume} has trained --epochs {cfg.epochs} or more: nothing to train, scoring it"

@@ -2,8 +2,8 @@
 
 17,600 frames at 224x224 are 2.6 GB of uint8 on disk instead of 10.6 GB of float32 in RAM;
 batches are converted to float as they are used. An entry is keyed by the source's file names,
-sizes and mtimes and by the image size, so a second run on unchanged data reuses it and any
-change to the data makes a new one.
+sizes, mtimes and content (``data.content``) and by the image size, so a second run on
+unchanged data reuses it and any change to the data makes a new one.
 
 Building decodes a folder's images in worker processes, a chunk of frames per task, each
 written straight into its slots of a memory-mapped ``<key>.u8.partial``; after every chunk a
@@ -23,9 +23,11 @@ import mmap
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +35,12 @@ import numpy as np
 from tqdm import tqdm
 
 from cae_fast.data import sources
+from cae_fast.data.content import content_digest
 from cae_fast.data.sources import Source, iter_frames
 from cae_fast.errors import InputError
+from cae_fast.locks import exclusive
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed on content too (data.content)
 _CHUNK = 32  # frames per decode task and per done-record update
 _TODO, _OK, _BAD = 0, 1, 2  # per-frame status in the done-record
 
@@ -55,6 +59,7 @@ def cache_key(source: Source, image_size: int, skip_bad: bool) -> str:
         "source": str(source.path.resolve()),
         "kind": source.kind,
         "files": source.fingerprint(),
+        "content": content_digest(source),  # a rewrite with the mtime restored is noticed
         "image_size": image_size,
         "skip_bad": skip_bad,
     }
@@ -74,25 +79,42 @@ def load_or_build(
     cache_dir = Path(cache_dir)
     key = cache_key(source, image_size, skip_bad)
     data_path, meta_path = cache_dir / f"{key}.u8", cache_dir / f"{key}.json"
-    frame_bytes = image_size * image_size * 3
-    meta = _read_meta(meta_path)
-    if meta is not None and meta.get("key") == key and _size(data_path) == len(meta["kept"]) * frame_bytes:
-        return CachedFrames(
-            _map(data_path, len(meta["kept"]), image_size), meta["kept"], meta["skipped"], True
-        )
+    reused = _reuse(data_path, meta_path, key, image_size)
+    if reused is not None:
+        return reused
 
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(cache_dir, f"cannot create cache folder: {exc.strerror or exc}") from None
     source_name = str(source.path.resolve())
-    kept, skipped = _build(source, image_size, skip_bad, cache_dir, key, workers, progress)
-    _write_json(
-        meta_path,
-        {"key": key, "source": source_name, "image_size": image_size, "kept": kept, "skipped": skipped},
-    )
-    _drop_stale(cache_dir, key, source_name, image_size)
+    with contextlib.ExitStack() as held:
+        try:  # one builder per entry: another run waits for it, then reuses what it built
+            held.enter_context(exclusive(cache_dir / f"{key}.lock", wait=True, on_wait=_say_waiting))
+        except OSError as exc:
+            raise InputError(cache_dir, f"cannot write frame cache: {exc.strerror or exc}") from None
+        reused = _reuse(data_path, meta_path, key, image_size)
+        if reused is not None:
+            return reused
+        kept, skipped = _build(source, image_size, skip_bad, cache_dir, key, workers, progress)
+        _write_json(
+            meta_path,
+            {"key": key, "source": source_name, "image_size": image_size, "kept": kept, "skipped": skipped},
+        )
+        _drop_stale(cache_dir, key, source_name, image_size)
     return CachedFrames(_map(data_path, len(kept), image_size), kept, skipped, False)
+
+
+def _reuse(data_path: Path, meta_path: Path, key: str, size: int) -> CachedFrames | None:
+    """The complete entry ``key``, when its metadata and data are there."""
+    meta = _read_meta(meta_path)
+    if meta is None or meta.get("key") != key or _size(data_path) != len(meta["kept"]) * size * size * 3:
+        return None
+    return CachedFrames(_map(data_path, len(meta["kept"]), size), meta["kept"], meta["skipped"], True)
+
+
+def _say_waiting(pid: int | None) -> None:
+    print(f"waiting for another run (pid {pid}) that is building this frame cache entry", file=sys.stderr)
 
 
 def _paths(cache_dir: Path, key: str) -> tuple[Path, Path, Path]:
@@ -152,6 +174,8 @@ def _build(
         raise
     except OSError as exc:
         raise InputError(cache_dir, f"cannot write frame cache: {exc.strerror or exc}") from None
+    except BrokenProcessPool:  # a decoding process was killed (out of memory?); what it recorded is kept
+        raise InputError(cache_dir, "a frame-decoding process died; run again to resume") from None
     _remove(part, record, desc)
     return kept, skipped
 

@@ -42,12 +42,13 @@ class Source:
     labels: np.ndarray | None = None
 
     def fingerprint(self) -> list:
-        """Changes whenever a file the frames come from changes (name, size, mtime)."""
+        """Changes whenever a file the frames come from changes (name, size, mtime, and the inode
+        change time, which any rewrite sets and no copy tool can set back)."""
         targets = [self.path / f for f in self.files] if self.kind == "folder" else [self.path]
         out = []
         for t in targets:
             st = t.stat()
-            out.append([str(t), st.st_size, st.st_mtime_ns])
+            out.append([str(t), st.st_size, st.st_mtime_ns, st.st_ctime_ns])
         return out
 
     def frame_name(self, i: int) -> str:
@@ -91,6 +92,8 @@ def _open_folder(p: Path) -> Source:
 def _check_array_header(p: Path, shape: tuple, dtype: np.dtype) -> None:
     if dtype != np.uint8 and dtype not in _FLOAT_DTYPES:
         raise InputError(p, f"images have dtype {dtype}; expected uint8, or float with values in [0, 1]")
+    if len(shape) in (3, 4) and shape[0] == 0:
+        raise InputError(p, f"images have shape {shape}: the array holds no frames")
     if len(shape) == 3:
         return
     if len(shape) == 4 and (shape[3] in (1, 3, 4) or shape[1] in (1, 3, 4)):
@@ -122,7 +125,14 @@ def _open_npz(p: Path) -> Source:
         _check_array_header(p, shape, dtype)
         labels = None
         if "labels" in z.files:
-            labels = _read_labels(p, z["labels"], int(shape[0]))
+            _shape, label_dtype = _npz_member_header(p, z, "labels")
+            if label_dtype.hasobject:  # loading it would need pickle, which is never used
+                raise InputError(p, "'labels' has dtype object; expected 0/1 integers, one per frame")
+            try:
+                raw = z["labels"]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise InputError(p, f"cannot read 'labels' in .npz: {exc}") from None
+            labels = _read_labels(p, raw, int(shape[0]))
     return Source(path=p, kind="npz", n=int(shape[0]), labels=labels)
 
 
@@ -180,8 +190,9 @@ def _to_rgb_image(im: Image.Image) -> Image.Image:
         back = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return Image.alpha_composite(back, rgba).convert("RGB")
     if im.mode.startswith("I;16") or im.mode == "I":
-        arr = np.asarray(im, dtype=np.float64)
-        arr = arr * (255.0 / 65535.0) if arr.max() > 255 else arr
+        # 16-bit samples (PNG's only integer mode: "I" in older Pillow), scaled by the bit depth and
+        # never by content: a nearly black frame (a covered lens) must stay nearly black.
+        arr = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
         im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
     return im.convert("RGB")
 

@@ -24,10 +24,11 @@ def check_image_size(image_size: int, channels: tuple[int, ...] = ENCODER_CHANNE
     if image_size >= stride and image_size % stride == 0:
         return
     below = max(stride, image_size // stride * stride)
-    above = below + stride if below <= image_size else below
+    near = sorted({below, below + stride if below <= image_size else below})
+    examples = " or ".join(map(str, near))
     raise ValueError(
         f"image size {image_size} is not valid for the network: it must be a positive multiple of "
-        f"{stride} (the encoder's total stride), e.g. {below} or {above} (64, 96, 128, 224, ...)"
+        f"{stride} (the encoder's total stride), e.g. {examples}"
     )
 
 

@@ -3,7 +3,8 @@
 Every op here runs its compiled kernel (``cae_fast._C``: C++ on CPU, CUDA on GPU)
 when the extension loaded, else its pure-PyTorch twin in ``reference``. The choice is made
 once, at import, and said once; ``backend()`` reports it. ``CAE_FAST_BACKEND=reference`` forces
-the reference path (used by the tests that compare the two).
+the reference path (used by the tests that compare the two). On a device type CI never ran
+(CUDA), each compiled op is checked against its reference on first use (``selfcheck``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import warnings
 
 import torch
 
-from cae_fast.ops import reference
+from cae_fast.ops import reference, selfcheck
 from cae_fast.ops._checks import (
     check_frame_stats,
     check_nn_ref,
@@ -26,6 +27,7 @@ from cae_fast.ops.reference import FRAME_STATS
 __all__ = [
     "FRAME_STATS",
     "backend",
+    "backends_used",
     "frame_stats",
     "load_error",
     "nn_ref",
@@ -68,6 +70,12 @@ def backend() -> str:
     return "compiled-cuda" if has_cuda else "compiled-cpu"
 
 
+def backends_used() -> dict[str, str]:
+    """Which backend each op that ran used: a compiled one, or the reference after a failed
+    first-use check (``selfcheck``) or without the extension."""
+    return selfcheck.ran()
+
+
 def load_error() -> str | None:
     """Why the compiled extension is not used, or None when it is."""
     return _LOAD_ERROR
@@ -81,9 +89,10 @@ def pcc_mse(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     or y) has PCC ``reference.PCC_OF_CONSTANT`` (0.0), never NaN. Not differentiable.
     """
     if not _COMPILED:
+        selfcheck.note("pcc_mse", "reference")
         return reference.pcc_mse(x, y)
     check_pcc_mse(x, y)
-    return torch.ops.cae_fast.pcc_mse(x, y)
+    return selfcheck.pick("pcc_mse", x.device)(x, y)
 
 
 def nn_ref(
@@ -98,9 +107,10 @@ def nn_ref(
     tiled over M, so the B x M matrix is never materialised.
     """
     if not _COMPILED:
+        selfcheck.note("nn_ref", "reference")
         return reference.nn_ref(z, h_ref, exclude)
     check_nn_ref(z, h_ref, exclude)
-    return torch.ops.cae_fast.nn_ref(z, h_ref.detach(), exclude)
+    return selfcheck.pick("nn_ref", z.device)(z, h_ref, exclude)
 
 
 def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -111,18 +121,20 @@ def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ``reference.frame_stats``). One pass over each frame pair; not differentiable.
     """
     if not _COMPILED:
+        selfcheck.note("frame_stats", "reference")
         return reference.frame_stats(x, y)
     check_frame_stats(x, y)
-    return torch.ops.cae_fast.frame_stats(x, y)
+    return selfcheck.pick("frame_stats", x.device)(x, y)
 
 
 def patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
     """Local error map: mean squared residual of each ``patch x patch`` tile over all channels,
     ``[B, H//patch, W//patch]`` float32 (float64 for float64 input); sums in float64."""
     if not _COMPILED:
+        selfcheck.note("patch_mse", "reference")
         return reference.patch_mse(x, y, patch)
     check_patch_mse(x, y, patch)
-    return torch.ops.cae_fast.patch_mse(x, y, patch)
+    return selfcheck.pick("patch_mse", x.device)(x, y, patch)
 
 
 def patch_detail(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
@@ -130,6 +142,7 @@ def patch_detail(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:
     patch`` tile, of frames ``x`` (``[:, 0]``) and reconstructions ``y`` (``[:, 1]``),
     ``[B, 2, H//patch, W//patch]`` float32 (float64 for float64 input); sums in float64."""
     if not _COMPILED:
+        selfcheck.note("patch_detail", "reference")
         return reference.patch_detail(x, y, patch)
     check_patch_detail(x, y, patch)
-    return torch.ops.cae_fast.patch_detail(x, y, patch)
+    return selfcheck.pick("patch_detail", x.device)(x, y, patch)

@@ -30,6 +30,7 @@ from cae_fast.model.losses import rec_loss, ref_loss
 from cae_fast.model.zoo import build_model, hparams_of, rebuild
 from cae_fast.score.median import effective_k, median_filter_1d
 from cae_fast.score.terms import score_frames
+from cae_fast.train.integrity import damaged, seal
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
@@ -285,7 +286,7 @@ def store_in_checkpoint(path: str | os.PathLike[str], key: str, value: dict) -> 
 def _save_atomic(state: dict, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(state, tmp)
+        torch.save(seal(state), tmp)  # a checksum, so that a damaged file is refused on load
         os.replace(tmp, path)  # a reader sees the old checkpoint or the new one, never half of one
     finally:
         tmp.unlink(missing_ok=True)
@@ -299,10 +300,30 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise InputError(p, f"cannot read checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        raise InputError(p, f"cannot read checkpoint ({_why_unreadable(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(p, "not a cae_fast checkpoint")
+    problem = damaged(state) or _incomplete(state)
+    if problem:
+        raise InputError(p, problem)
     return state
+
+
+def _why_unreadable(exc: Exception) -> str:
+    # torch's message advises weights_only=False, i.e. running the file's pickled code: never that.
+    if "weights_only" in str(exc):
+        return "it holds objects other than tensors and plain values, which are never unpickled"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _incomplete(state: dict) -> str | None:
+    """What a hand-made or foreign dict lacks that every checkpoint ``save_checkpoint`` writes has."""
+    hparams = state.get("hparams")
+    if not isinstance(hparams, dict) or not {"image_size", "latent_dim"} <= set(hparams):
+        return "not a complete cae_fast checkpoint: no 'hparams' with image_size and latent_dim"
+    if not isinstance(state.get("model"), dict):
+        return "not a complete cae_fast checkpoint: no 'model' weights"
+    return None
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
@@ -322,8 +343,17 @@ def _network(state: dict, key: str, path: str | os.PathLike[str], device: torch.
         model = rebuild(state["hparams"])
     except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
         raise InputError(path, f"cannot rebuild the network ({exc})") from None
-    model.load_state_dict(state[key])
+    _load_weights(model, state[key], path)
     return model.to(device, memory_format=torch.channels_last).eval()
+
+
+def _load_weights(model: torch.nn.Module, weights: dict, path: str | os.PathLike[str]) -> None:
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, KeyError) as exc:  # missing keys, size mismatch: a foreign dict
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[min(1, len(lines) - 1)][:200] if lines else type(exc).__name__  # the first mismatch
+        raise InputError(path, f"weights do not fit the network its 'hparams' describe ({detail})") from None
 
 
 def _restore(
@@ -333,7 +363,7 @@ def _restore(
     stored = {"arch": "cae", **state["hparams"]}  # checkpoints from before --arch are CAEs
     if stored != hparams_of(model):
         raise InputError(path, f"checkpoint network {stored} differs from this run's {hparams_of(model)}")
-    model.load_state_dict(state["model"])
+    _load_weights(model, state["model"], path)
     opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"]["torch"])
     gen.set_state(state["rng"]["generator"])
