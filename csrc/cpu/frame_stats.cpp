@@ -38,21 +38,37 @@ void one_frame(const T* xp, const T* yp, int64_t c, int64_t h, int64_t w, double
   out[kStatLapY] = ly / n_int;
   out[kStatLapMeanX] = lmx / n_int;
 
-  // SSIM: the sums of every window row, then each window's rows added top to bottom.
-  const int64_t ow = w - kSsimWin + 1, oh = h - kSsimWin + 1;
-  std::vector<SsimSums> rows(static_cast<size_t>(h * ow));
+  // SSIM: the sums of every window row (one plane per sum, so the loops vectorise), then each
+  // window's rows added top to bottom.
+  const int64_t ow = w - kSsimWin + 1, oh = h - kSsimWin + 1, n_rows = h * ow;
+  std::vector<double> xd(static_cast<size_t>(hw)), yd(static_cast<size_t>(hw));
+  std::vector<double> planes(static_cast<size_t>(5 * n_rows));
+  double* rx = planes.data();
+  double* ry = rx + n_rows;
+  double* rxx = ry + n_rows;
+  double* ryy = rxx + n_rows;
+  double* rxy = ryy + n_rows;
   double total = 0.0;
   for (int64_t ch = 0; ch < c; ++ch) {
-    const T* xc = xp + ch * hw;
-    const T* yc = yp + ch * hw;
+    for (int64_t k = 0; k < hw; ++k) {
+      xd[k] = to_double(xp[ch * hw + k]);
+      yd[k] = to_double(yp[ch * hw + k]);
+    }
     for (int64_t i = 0; i < h; ++i) {
-      for (int64_t j = 0; j < ow; ++j) rows[i * ow + j] = ssim_row(xc + i * w + j, yc + i * w + j);
+      for (int64_t j = 0; j < ow; ++j) {
+        const SsimSums r = ssim_row(xd.data() + i * w + j, yd.data() + i * w + j);
+        const int64_t o = i * ow + j;
+        rx[o] = r.x; ry[o] = r.y; rxx[o] = r.xx; ryy[o] = r.yy; rxy[o] = r.xy;
+      }
     }
     for (int64_t i = 0; i < oh; ++i) {
       for (int64_t j = 0; j < ow; ++j) {
         SsimSums s;
         ssim_zero(s);
-        for (int t = 0; t < kSsimWin; ++t) ssim_merge(s, rows[(i + t) * ow + j]);
+        for (int t = 0; t < kSsimWin; ++t) {
+          const int64_t o = (i + t) * ow + j;
+          ssim_merge(s, SsimSums{rx[o], ry[o], rxx[o], ryy[o], rxy[o]});
+        }
         total += ssim_from_sums(s);
       }
     }
