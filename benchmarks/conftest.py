@@ -43,6 +43,32 @@ def fused_seconds(benchmark) -> float:
     return benchmark.stats.stats.min
 
 
+def time_against(
+    benchmark, work: Callable[[], object], baseline: Callable[[], float], baseline_name: str, rounds: int = 2
+) -> tuple[float, float, object]:
+    """Times ``work`` (the compiled side: the row's figure) with pytest-benchmark, and before each of
+    its rounds runs ``baseline``, which returns its own duration in seconds, so that the two take
+    turns under the same load. Records ``baseline`` (its name), ``baseline_s`` and ``ratio`` (baseline
+    seconds / work seconds) in the row's extra_info. Returns (work s, baseline s, work's result),
+    each time the best of its rounds."""
+    base: list[float] = []
+    result = benchmark.pedantic(work, setup=lambda: base.append(baseline()), rounds=rounds, iterations=1)
+    t_work, t_base = benchmark.stats.stats.min, min(base)
+    benchmark.extra_info.update(baseline=baseline_name, baseline_s=t_base, ratio=t_base / t_work)
+    return t_work, t_base, result
+
+
+def timed(fn: Callable[[], object]) -> Callable[[], float]:
+    """``fn`` as a baseline for ``time_against``: calls it and returns its duration in seconds."""
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _compiled_only():
     if ops.backend() == "reference":

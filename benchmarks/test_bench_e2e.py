@@ -2,7 +2,8 @@
 at 64x64 and 224x224 with compiled vs reference ops, the share of an epoch spent on L_ref and the
 H_ref rebuild, scoring with fused vs reference ops, the default score's passes against the
 network's forward at 224x224, and the data loader against the training step.
-Every figure is measured in this run; asserts are on ratios only.
+Each row's time is the compiled side's real work; its baseline, timed in turns with it in this run,
+and the ratio are in the row's extra_info (``--benchmark-json``). Asserts are on ratios only.
 
     pytest benchmarks/test_bench_e2e.py -s
 """
@@ -13,13 +14,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.conftest import interleaved_best
+from benchmarks.conftest import interleaved_best, time_against, timed
 from cae_fast import ops
 from cae_fast.config import Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
@@ -28,6 +30,7 @@ from cae_fast.model.losses import rec_loss, ref_loss
 from cae_fast.model.zoo import build_model
 from cae_fast.ops import reference
 from cae_fast.score.terms import COMBINED, SCORERS, Batch, score_frames
+from cae_fast.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -66,58 +69,74 @@ def _images(n: int, where: str | os.PathLike[str], seed: int = 0, size: int = SI
     return np.memmap(path, dtype=np.uint8, mode="r", shape=frames.shape)
 
 
+# The reference side of the training rows: the backend is chosen once per process, so it trains in
+# a fresh process with CAE_FAST_BACKEND=reference, after the same warm-up as the compiled side.
 _TRAIN_SCRIPT = """
-import json, sys, tempfile, torch
+import json, sys, tempfile, time, torch
 sys.path.insert(0, {repo!r})
 torch.set_num_threads(1)
-from benchmarks.test_bench_e2e import _cfg, _images
+from benchmarks.test_bench_e2e import _train_warm_up, _cfg, _images
 from cae_fast import ops
 from cae_fast.train.loop import train
 size, n = int(sys.argv[1]), int(sys.argv[2])
 # The 224 px checkpoint alone is 325 MB: the folder goes with the process.
 with tempfile.TemporaryDirectory() as where:
-    _, hist = train(_images(n, where, size=size), _cfg(image_size=size), where)
-print(json.dumps({{"backend": ops.backend(), "fps": max(h.frames_per_s for h in hist)}}))
+    images = _images(n, where, size=size)
+    _train_warm_up(size, where)
+    t0 = time.perf_counter()
+    train(images, _cfg(image_size=size), where)
+    seconds = time.perf_counter() - t0
+print(json.dumps({{"backend": ops.backend(), "seconds": seconds}}))
 """
 
 
-def _train_fps(backend: str | None, size: int = SIZE, n: int = N_TRAIN) -> tuple[str, float]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("CAE_FAST_BACKEND", None)
-    if backend:
-        env["CAE_FAST_BACKEND"] = backend
+def _train_warm_up(size: int, where: str | os.PathLike[str]) -> None:
+    """One short training run at the timed run's frame and batch size: the first one in a process
+    pays for allocator growth and convolution set-up, which is not training throughput."""
+    with tempfile.TemporaryDirectory(dir=where) as sub:
+        train(_images(32, sub, seed=1, size=size), _cfg(image_size=size, epochs=1, m_ref=32), sub)
+
+
+def _reference_train_seconds(size: int, n: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CAE_FAST_BACKEND": "reference"}
     res = subprocess.run(
         [sys.executable, "-c", _TRAIN_SCRIPT.format(repo=str(REPO)), str(size), str(n)],
-        env=env, capture_output=True, text=True, timeout=300, check=True,
+        env=env, capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    return out["backend"], out["fps"]
+    assert out["backend"] == "reference", out
+    return out["seconds"]
 
 
 # (frame size, frames per benchmark epoch): the demo's size and the paper's.
 TRAIN_SIZES = ((SIZE, N_TRAIN), (224, 64))
 
 
+@pytest.mark.benchmark(group="training")
 @pytest.mark.parametrize("size, n", TRAIN_SIZES, ids=[f"{s}px" for s, _ in TRAIN_SIZES])
-def test_train_throughput_compiled_vs_reference(benchmark, size, n):
-    """Training frames/s (best epoch of 2) in separate processes, taken in turns."""
-    runs = {"compiled": [], "reference": []}
-    for _ in range(2):
-        backend, fps = _train_fps(None, size, n)
-        assert backend != "reference"
-        runs["compiled"].append(fps)
-        backend, fps = _train_fps("reference", size, n)
-        assert backend == "reference"
-        runs["reference"].append(fps)
-    compiled, ref = max(runs["compiled"]), max(runs["reference"])
-    benchmark.pedantic(lambda: None, rounds=1)
-    benchmark.extra_info.update(train_fps_compiled=compiled, train_fps_reference=ref, ratio=compiled / ref)
+def test_train_throughput_compiled_vs_reference(benchmark, tmp_path, size, n):
+    """The row times ``train`` (2 epochs, batch 32, one thread) with the compiled ops; the same run
+    with the reference ops, in a fresh process, takes turns with it."""
+    assert ops.backend() != "reference"
+    images = _images(n, tmp_path, size=size)
+    _train_warm_up(size, tmp_path)
+    cfg = _cfg(image_size=size)
+    t_compiled, t_ref, _ = time_against(
+        benchmark,
+        lambda: train(images, cfg, tmp_path / "run"),
+        lambda: _reference_train_seconds(size, n),
+        "train() with the reference ops",
+    )
+    frames = cfg.epochs * n
+    fps, fps_ref = frames / t_compiled, frames / t_ref
+    benchmark.extra_info.update(frames_per_s=fps, frames_per_s_reference=fps_ref)
     print(
-        f"\ntraining {size}x{size}, batch 32, 1 thread: compiled ops {compiled:.1f} frames/s, "
-        f"reference ops {ref:.1f} frames/s ({compiled / ref:.2f}x)"
+        f"\ntraining {size}x{size}, {frames} frames in batches of 32, 1 thread: "
+        f"compiled ops {fps:.1f} frames/s, reference ops {fps_ref:.1f} frames/s ({t_ref / t_compiled:.2f}x)"
     )
 
 
+@pytest.mark.benchmark(group="training")
 def test_ref_share_of_epoch(benchmark, tmp_path):
     """L_ref (forward + backward, per step) and the H_ref rebuild (M_ref = 1024 encodes, per epoch)
     against a whole training step, extrapolated to an epoch of ``NOMINAL_EPOCH`` frames."""
@@ -160,31 +179,36 @@ def test_ref_share_of_epoch(benchmark, tmp_path):
     assert share <= MAX_REF_SHARE
 
 
+@pytest.mark.benchmark(group="scoring")
 def test_score_throughput_fused_vs_reference(benchmark, monkeypatch, tmp_path):
-    """score_frames (pcc + mse) frames/s with the fused op vs its PyTorch reference twin."""
+    """The row times score_frames (pcc + mse, the network's forward included) with the fused ops;
+    the same call with their PyTorch reference twins takes turns with it."""
     cfg = _cfg(score_batch=128)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     images = _images(N_SCORE, tmp_path)
     device = torch.device("cpu")
-    fused = score_frames(model, images, cfg, device)
 
     def with_reference():
         with monkeypatch.context() as m:
-            m.setattr(ops, "pcc_mse", reference.pcc_mse)
+            for name in ("pcc_mse", "frame_stats", "patch_mse", "patch_detail", "nn_ref"):
+                m.setattr(ops, name, getattr(reference, name))
             return score_frames(model, images, cfg, device)
 
     ref = with_reference()
-    np.testing.assert_allclose(fused["pcc"], ref["pcc"], atol=1e-5)
-    t = interleaved_best(
-        {"fused": lambda: score_frames(model, images, cfg, device), "reference": with_reference}, rounds=2
+    t_fused, t_ref, fused = time_against(
+        benchmark,
+        lambda: score_frames(model, images, cfg, device),
+        timed(with_reference),
+        "score_frames with the reference ops",
+        rounds=3,
     )
-    benchmark.pedantic(lambda: None, rounds=1)
-    fps_fused, fps_ref = N_SCORE / t["fused"], N_SCORE / t["reference"]
-    benchmark.extra_info.update(score_fps_fused=fps_fused, score_fps_reference=fps_ref)
+    np.testing.assert_allclose(fused["pcc"], ref["pcc"], atol=1e-5)
+    fps_fused, fps_ref = N_SCORE / t_fused, N_SCORE / t_ref
+    benchmark.extra_info.update(frames_per_s=fps_fused, frames_per_s_reference=fps_ref)
     print(
         f"\nscoring {SIZE}x{SIZE} (pcc+mse, model forward included): fused {fps_fused:.0f} frames/s, "
-        f"reference {fps_ref:.0f} frames/s ({fps_fused / fps_ref:.2f}x)"
+        f"reference {fps_ref:.0f} frames/s ({t_ref / t_fused:.2f}x)"
     )
 
 
@@ -193,8 +217,10 @@ def test_score_throughput_fused_vs_reference(benchmark, monkeypatch, tmp_path):
 MAX_SCORE_PASS_SHARE = 0.25
 
 
+@pytest.mark.benchmark(group="scoring")
 def test_score_passes_cost_little_beside_the_forward(benchmark):
-    """At 224x224 the passes of the default score (pcc/mse too) take a small share of the forward."""
+    """The row times the default score's passes (pcc/mse too) on 16 frames at 224x224; the network's
+    forward on the same batch, the baseline, takes turns with it. They must cost a small share of it."""
     cfg = _cfg(image_size=224)
     model = build_model(cfg).eval().to(memory_format=torch.channels_last)
     x = torch.rand(16, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -209,18 +235,24 @@ def test_score_passes_cost_little_beside_the_forward(benchmark):
     def passes():
         return [s(batch) for s in scorers]
 
+    def forward():
+        with torch.no_grad():
+            model(inputs)
+
     with torch.no_grad():
-        t = interleaved_best({"forward": lambda: model(inputs), "passes": passes}, rounds=3)
-    benchmark.pedantic(lambda: None, rounds=1)
-    share = t["passes"] / t["forward"]
-    benchmark.extra_info.update(forward_s=t["forward"], passes_s=t["passes"], share=share)
+        t_passes, t_forward, _ = time_against(
+            benchmark, passes, timed(forward), "the network's forward", rounds=3
+        )
+    share = t_passes / t_forward
+    benchmark.extra_info.update(share_of_forward=share)
     print(
-        f"\nscoring 224x224, 16 frames, one thread: forward {t['forward'] * 1e3:.0f} ms, "
-        f"{len(scorers)} score passes {t['passes'] * 1e3:.0f} ms ({share:.0%} of the forward)"
+        f"\nscoring 224x224, 16 frames, one thread: forward {t_forward * 1e3:.0f} ms, "
+        f"{len(scorers)} score passes {t_passes * 1e3:.0f} ms ({share:.0%} of the forward)"
     )
     assert share <= MAX_SCORE_PASS_SHARE
 
 
+@pytest.mark.benchmark(group="data")
 def test_loader_outpaces_training_step(benchmark, tmp_path):
     """The training loader alone (memmap -> uint8 batch in a shuffled order -> float on the
     device, as ``train`` does it, no workers) against a full training step."""

@@ -1,10 +1,14 @@
 """frame_stats (SSIM + Laplacian detail energies) on 256 x 3 x 64 x 64: fused vs the reference."""
 
+import pytest
 import torch
 
 from benchmarks.conftest import fused_seconds, interleaved_best
 from cae_fast import ops
 from cae_fast.ops import reference
+
+# One table per group, each in its own time unit.
+pytestmark = pytest.mark.benchmark(group="ops")
 
 MIN_SPEEDUP_VS_REFERENCE = 5.0  # the reference is float64 conv2d; the fused pass reads each pixel once
 

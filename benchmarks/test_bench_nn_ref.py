@@ -12,6 +12,9 @@ import torch
 from benchmarks.conftest import best_of, fused_seconds, interleaved_best
 from cae_fast import ops
 
+# One table per group, each in its own time unit.
+pytestmark = pytest.mark.benchmark(group="ops")
+
 MIN_SPEEDUP_VS_CDIST = 2.0  # issue 2 target on a 2-core CPU
 
 
@@ -100,6 +103,7 @@ def _run_peak(which: str, b: int, m: int, d: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.benchmark(group="memory")
 @pytest.mark.parametrize("b, m, d", [(4096, 65536, 256)])
 def test_nn_ref_large_runs_in_bounded_memory(benchmark, b, m, d):
     fused = benchmark.pedantic(lambda: _run_peak("fused", b, m, d), rounds=1, iterations=1)

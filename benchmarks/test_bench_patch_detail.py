@@ -1,11 +1,15 @@
 """patch_detail (per-tile gray-Laplacian detail of frame and reconstruction) on 256 x 3 x 64 x 64,
 8 x 8 tiles: fused vs the reference."""
 
+import pytest
 import torch
 
 from benchmarks.conftest import fused_seconds, interleaved_best
 from cae_fast import ops
 from cae_fast.ops import reference
+
+# One table per group, each in its own time unit.
+pytestmark = pytest.mark.benchmark(group="ops")
 
 # The reference is float64 conv2d plus two pooled sums; the fused kernel reads each pixel's
 # neighbourhood once per input and never materialises the Laplacian map.

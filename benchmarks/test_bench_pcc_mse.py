@@ -4,11 +4,15 @@ measures memory, not a cache-resident sum): fused vs the PyTorch reference and v
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks.conftest import fused_seconds, interleaved_best
 from cae_fast import ops
 from cae_fast.ops import reference
+
+# One table per group, each in its own time unit.
+pytestmark = pytest.mark.benchmark(group="ops")
 
 # Targets on a 2-core CPU (issue 2): >= 3x the reference, and close to the read-bandwidth baseline.
 # Issue 2 set 60% of read when a plain read of the 308 MB took ~7.5 ms here (fused ~8 ms: 90-93%).

@@ -14,8 +14,8 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(cae_fast, m) {
   // Per-image Pearson correlation and mean squared error of x against y, one read of each.
   m.def("pcc_mse(Tensor x, Tensor y) -> (Tensor pcc, Tensor mse)");
-  // Per-frame detail statistics of x against y: [B, 5] float64 columns ssim, lap_x, lap_y,
-  // lap_mean_x, lap_r (csrc/common/frame_stats.h). x, y: [B, C, H, W], H, W >= 7.
+  // Per-frame detail statistics of x against y: [B, 4] float64 columns ssim, lap_x, lap_y,
+  // lap_mean_x (csrc/common/frame_stats.h). x, y: [B, C, H, W], H, W >= 7.
   m.def("frame_stats(Tensor x, Tensor y) -> Tensor");
   // Mean squared residual of every patch x patch tile over all channels: [B, H/patch, W/patch]
   // (a remainder strip is left out).

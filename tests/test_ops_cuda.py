@@ -187,6 +187,24 @@ def test_scoring_reductions_match_reference(shape, dtype):
     torch.testing.assert_close(got.cpu(), reference.patch_detail(x.cpu(), y.cpu(), p), **tol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, *HALVES])
+def test_scoring_reductions_cpu_and_cuda_agree(dtype):
+    # One expression per value (csrc/common/): only the summation order across threads differs,
+    # so the compiled CPU and CUDA kernels agree to double rounding, whatever the input dtype.
+    x, y = _pair((3, 3, 50, 47), seed=38, dtype=dtype)
+    xc, yc = x.cpu(), y.cpu()
+    tol = {"rtol": 1e-12, "atol": 1e-14}
+    torch.testing.assert_close(ops.frame_stats(x, y).cpu(), ops.frame_stats(xc, yc), **tol)
+    if dtype == torch.float64:
+        torch.testing.assert_close(ops.patch_mse(x, y, 7).cpu(), ops.patch_mse(xc, yc, 7), **tol)
+        torch.testing.assert_close(ops.patch_detail(x, y, 7).cpu(), ops.patch_detail(xc, yc, 7), **tol)
+    else:  # float32 output: the same float, or one rounding step apart
+        torch.testing.assert_close(ops.patch_mse(x, y, 7).cpu(), ops.patch_mse(xc, yc, 7), rtol=2e-7, atol=0)
+        torch.testing.assert_close(
+            ops.patch_detail(x, y, 7).cpu(), ops.patch_detail(xc, yc, 7), rtol=2e-7, atol=1e-12
+        )
+
+
 def test_opcheck_scoring_reductions_on_cuda():
     x, y = _pair((2, 3, 9, 8), seed=37)
     torch.library.opcheck(torch.ops.cae_fast.frame_stats.default, (x, y))

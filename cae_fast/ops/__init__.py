@@ -115,8 +115,8 @@ def nn_ref(
 
 def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-frame detail statistics of frames ``x`` against reconstructions ``y`` (``[B, C, H, W]``,
-    0-1 scale): float64 ``[B, 5]`` with columns ``FRAME_STATS`` = (ssim, lap_x, lap_y,
-    lap_mean_x, lap_r). SSIM follows scikit-image's defaults (7x7 uniform window, data_range 1);
+    0-1 scale): float64 ``[B, 4]`` with columns ``FRAME_STATS`` = (ssim, lap_x, lap_y,
+    lap_mean_x). SSIM follows scikit-image's defaults (7x7 uniform window, data_range 1);
     the Laplacian columns are means over interior pixels of the channel-mean image (see
     ``reference.frame_stats``). One pass over each frame pair; not differentiable.
     """

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from cae_fast.ops.reference import FRAME_STATS
+
 
 @torch.library.register_fake("cae_fast::pcc_mse")
 def _pcc_mse_fake(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -15,7 +17,7 @@ def _pcc_mse_fake(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
 
 @torch.library.register_fake("cae_fast::frame_stats")
 def _frame_stats_fake(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return x.new_empty((x.shape[0], 5), dtype=torch.float64)
+    return x.new_empty((x.shape[0], len(FRAME_STATS)), dtype=torch.float64)
 
 
 @torch.library.register_fake("cae_fast::patch_mse")

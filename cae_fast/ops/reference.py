@@ -88,7 +88,7 @@ def nn_ref_backward(
 
 
 # Columns of frame_stats' output (csrc/common/frame_stats.h: FrameStat).
-FRAME_STATS = ("ssim", "lap_x", "lap_y", "lap_mean_x", "lap_r")
+FRAME_STATS = ("ssim", "lap_x", "lap_y", "lap_mean_x")
 SSIM_WIN = 7
 _SSIM_C1, _SSIM_C2 = 0.01**2, 0.03**2
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
@@ -97,10 +97,10 @@ _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-frame detail statistics of ``x`` against ``y`` (``[B, C, H, W]``, values on a 0-1 scale).
 
-    Returns float64 ``[B, 5]``, columns ``FRAME_STATS``: mean SSIM (scikit-image's default:
+    Returns float64 ``[B, 4]``, columns ``FRAME_STATS``: mean SSIM (scikit-image's default:
     7x7 uniform window, sample covariance, data_range 1, valid windows, mean over channels);
-    mean squared 4-neighbour Laplacian of the channel-mean (gray) image of x, of y, and of x - y;
-    and the mean Laplacian of gray x (its variance is ``lap_x - lap_mean_x**2``).
+    mean squared 4-neighbour Laplacian of the channel-mean (gray) image of x and of y, over
+    interior pixels; and the mean Laplacian of gray x (its variance is ``lap_x - lap_mean_x**2``).
     """
     check_frame_stats(x, y)
     xd, yd = x.to(torch.float64), y.to(torch.float64)
@@ -123,10 +123,7 @@ def frame_stats(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     gx, gy = xd.mean(1, keepdim=True), yd.mean(1, keepdim=True)
     lx = torch.nn.functional.conv2d(gx, lap).flatten(1)
     ly = torch.nn.functional.conv2d(gy, lap).flatten(1)
-    lr = lx - ly
-    return torch.stack(
-        [s.flatten(1).mean(1), lx.pow(2).mean(1), ly.pow(2).mean(1), lx.mean(1), lr.pow(2).mean(1)], dim=1
-    )
+    return torch.stack([s.flatten(1).mean(1), lx.pow(2).mean(1), ly.pow(2).mean(1), lx.mean(1)], dim=1)
 
 
 def patch_mse(x: torch.Tensor, y: torch.Tensor, patch: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 // Per-window / per-pixel math of the frame_stats op, shared by the CPU and CUDA kernels.
 #pragma once
 
-#include "moments.h"
+#include "laplacian.h"
 
 namespace cae_fast {
 
@@ -13,32 +13,50 @@ constexpr double kSsimC1 = (0.01 * 1.0) * (0.01 * 1.0);
 constexpr double kSsimC2 = (0.03 * 1.0) * (0.03 * 1.0);
 
 // Columns of the [B, kFrameStats] output, in order.
-constexpr int kFrameStats = 5;
+constexpr int kFrameStats = 4;
 enum FrameStat : int {
   kStatSsim = 0,      // mean SSIM of x against y
   kStatLapX = 1,      // mean (Laplacian of gray x)^2: the input's detail energy
   kStatLapY = 2,      // the same for y (the reconstruction)
   kStatLapMeanX = 3,  // mean Laplacian of gray x (with kStatLapX gives its variance)
-  kStatLapR = 4,      // mean (Laplacian of gray (x - y))^2: detail in the residual
 };
 
-// SSIM of one window from its raw sums over n = 49 pixels.
-CAE_HD double ssim_from_sums(double sx, double sy, double sxx, double syy, double sxy) {
-  constexpr double n = double(kSsimWin * kSsimWin);
-  const double ux = sx / n, uy = sy / n;
-  const double cov = n / (n - 1.0);
-  const double vx = cov * (sxx / n - ux * ux);
-  const double vy = cov * (syy / n - uy * uy);
-  const double vxy = cov * (sxy / n - ux * uy);
-  return ((2.0 * ux * uy + kSsimC1) * (2.0 * vxy + kSsimC2)) /
-         ((ux * ux + uy * uy + kSsimC1) * (vx + vy + kSsimC2));
+// The five raw sums of an SSIM window (or of one row of it).
+struct SsimSums {
+  double x, y, xx, yy, xy;
+};
+
+CAE_HD void ssim_zero(SsimSums& s) { s.x = 0.0; s.y = 0.0; s.xx = 0.0; s.yy = 0.0; s.xy = 0.0; }
+
+CAE_HD void ssim_add_pixel(SsimSums& s, double u, double v) {
+  s.x += u; s.y += v; s.xx += u * u; s.yy += v * v; s.xy += u * v;
 }
 
-// 4-neighbour Laplacian at an interior pixel of a plane with row stride w.
+CAE_HD void ssim_merge(SsimSums& a, const SsimSums& b) {
+  a.x += b.x; a.y += b.y; a.xx += b.xx; a.yy += b.yy; a.xy += b.xy;
+}
+
+// The sums of the kSsimWin pixels from p and q on (one window row). A window's sums are its rows'
+// sums added top to bottom: the CPU keeps the row sums and reuses them, the GPU recomputes them,
+// and both add the same numbers in the same order.
 template <typename T>
-CAE_HD double laplacian_at(const T* g, int64_t w, int64_t i, int64_t j) {
-  const int64_t o = i * w + j;
-  return double(g[o - w]) + double(g[o + w]) + double(g[o - 1]) + double(g[o + 1]) - 4.0 * double(g[o]);
+CAE_HD SsimSums ssim_row(const T* p, const T* q) {
+  SsimSums s;
+  ssim_zero(s);
+  for (int t = 0; t < kSsimWin; ++t) ssim_add_pixel(s, to_double(p[t]), to_double(q[t]));
+  return s;
+}
+
+// SSIM of one window from its raw sums over n = 49 pixels.
+CAE_HD double ssim_from_sums(const SsimSums& s) {
+  constexpr double n = double(kSsimWin * kSsimWin);
+  const double ux = s.x / n, uy = s.y / n;
+  const double cov = n / (n - 1.0);
+  const double vx = cov * (s.xx / n - ux * ux);
+  const double vy = cov * (s.yy / n - uy * uy);
+  const double vxy = cov * (s.xy / n - ux * uy);
+  return ((2.0 * ux * uy + kSsimC1) * (2.0 * vxy + kSsimC2)) /
+         ((ux * ux + uy * uy + kSsimC1) * (vx + vy + kSsimC2));
 }
 
 }  // namespace cae_fast

@@ -3,13 +3,8 @@
 #pragma once
 
 #include <cmath>
-#include <cstdint>
 
-#if defined(__CUDACC__) || defined(__HIPCC__)
-#define CAE_HD __host__ __device__ __forceinline__
-#else
-#define CAE_HD inline
-#endif
+#include "convert.h"
 
 namespace cae_fast {
 
@@ -61,7 +56,7 @@ template <typename T>
 CAE_HD double sq_dist(const T* a, const T* b, int64_t d) {
   double acc = 0.0;
   for (int64_t k = 0; k < d; ++k) {
-    const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    const double t = to_double(a[k]) - to_double(b[k]);
     acc += t * t;
   }
   return acc;

@@ -1,6 +1,7 @@
 // frame_stats on the CPU: SSIM and Laplacian detail energies of each frame and its
-// reconstruction, one frame per task. SSIM windows use separable box sums (7 adds per pass instead
-// of 49 per window), in double.
+// reconstruction, one frame per task. Each pixel's channel sum is computed once for the stencil,
+// and each SSIM window row's sums once for the seven windows that share it (7 adds per window
+// instead of 49); the arithmetic is common/frame_stats.h's, as on the GPU. Sums in double.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -9,6 +10,7 @@
 
 #include <vector>
 
+#include "../common/checks.h"
 #include "../common/frame_stats.h"
 
 namespace cae_fast {
@@ -17,88 +19,68 @@ namespace {
 template <typename T>
 void one_frame(const T* xp, const T* yp, int64_t c, int64_t h, int64_t w, double* out) {
   const int64_t hw = h * w;
-  std::vector<double> x(static_cast<size_t>(c * hw)), y(static_cast<size_t>(c * hw));
-  for (int64_t k = 0; k < c * hw; ++k) {
-    x[k] = static_cast<double>(xp[k]);
-    y[k] = static_cast<double>(yp[k]);
-  }
-
-  // Laplacian statistics on the gray (channel-mean) planes, interior pixels only.
-  std::vector<double> gx(static_cast<size_t>(hw), 0.0), gy(static_cast<size_t>(hw), 0.0),
-      gr(static_cast<size_t>(hw));
-  for (int64_t ch = 0; ch < c; ++ch) {
-    for (int64_t k = 0; k < hw; ++k) {
-      gx[k] += x[ch * hw + k];
-      gy[k] += y[ch * hw + k];
-    }
-  }
-  for (int64_t k = 0; k < hw; ++k) {
-    gx[k] /= double(c);
-    gy[k] /= double(c);
-    gr[k] = gx[k] - gy[k];
-  }
-  double lx = 0.0, ly = 0.0, lmx = 0.0, lr = 0.0;
+  std::vector<double> sx(static_cast<size_t>(hw)), sy(static_cast<size_t>(hw));
+  channel_sum_row(xp, c, hw, 0, hw, sx.data());
+  channel_sum_row(yp, c, hw, 0, hw, sy.data());
+  const double inv_c = 1.0 / double(c);
+  double lx = 0.0, ly = 0.0, lmx = 0.0;
   for (int64_t i = 1; i + 1 < h; ++i) {
     for (int64_t j = 1; j + 1 < w; ++j) {
-      const double ax = laplacian_at(gx.data(), w, i, j);
-      const double ay = laplacian_at(gy.data(), w, i, j);
-      const double ar = laplacian_at(gr.data(), w, i, j);
+      const double ax = gray_laplacian_sums(sx.data(), w, i, j, inv_c);
+      const double ay = gray_laplacian_sums(sy.data(), w, i, j, inv_c);
       lx += ax * ax;
       ly += ay * ay;
       lmx += ax;
-      lr += ar * ar;
     }
   }
   const double n_int = double((h - 2) * (w - 2));
   out[kStatLapX] = lx / n_int;
   out[kStatLapY] = ly / n_int;
   out[kStatLapMeanX] = lmx / n_int;
-  out[kStatLapR] = lr / n_int;
 
-  // SSIM: horizontal 7-sums of the five window quantities, then vertical 7-sums per window.
-  constexpr int kw = kSsimWin;
-  const int64_t ow = w - kw + 1, oh = h - kw + 1;
-  std::vector<double> hs(static_cast<size_t>(5 * h * ow));
-  double* hsx = hs.data();
-  double* hsy = hsx + h * ow;
-  double* hsxx = hsy + h * ow;
-  double* hsyy = hsxx + h * ow;
-  double* hsxy = hsyy + h * ow;
-  double ssim_total = 0.0;
+  // SSIM: the sums of every window row (one plane per sum, so the loops vectorise), then each
+  // window's rows added top to bottom.
+  const int64_t ow = w - kSsimWin + 1, oh = h - kSsimWin + 1, n_rows = h * ow;
+  std::vector<double> xd(static_cast<size_t>(hw)), yd(static_cast<size_t>(hw));
+  std::vector<double> planes(static_cast<size_t>(5 * n_rows));
+  double* rx = planes.data();
+  double* ry = rx + n_rows;
+  double* rxx = ry + n_rows;
+  double* ryy = rxx + n_rows;
+  double* rxy = ryy + n_rows;
+  double total = 0.0;
   for (int64_t ch = 0; ch < c; ++ch) {
-    const double* xc = x.data() + ch * hw;
-    const double* yc = y.data() + ch * hw;
+    for (int64_t k = 0; k < hw; ++k) {
+      xd[k] = to_double(xp[ch * hw + k]);
+      yd[k] = to_double(yp[ch * hw + k]);
+    }
     for (int64_t i = 0; i < h; ++i) {
       for (int64_t j = 0; j < ow; ++j) {
-        double a = 0, b = 0, aa = 0, bb = 0, ab = 0;
-        for (int t = 0; t < kw; ++t) {
-          const double u = xc[i * w + j + t], v = yc[i * w + j + t];
-          a += u; b += v; aa += u * u; bb += v * v; ab += u * v;
-        }
+        const SsimSums r = ssim_row(xd.data() + i * w + j, yd.data() + i * w + j);
         const int64_t o = i * ow + j;
-        hsx[o] = a; hsy[o] = b; hsxx[o] = aa; hsyy[o] = bb; hsxy[o] = ab;
+        rx[o] = r.x; ry[o] = r.y; rxx[o] = r.xx; ryy[o] = r.yy; rxy[o] = r.xy;
       }
     }
-    double acc = 0.0;
     for (int64_t i = 0; i < oh; ++i) {
       for (int64_t j = 0; j < ow; ++j) {
-        double a = 0, b = 0, aa = 0, bb = 0, ab = 0;
-        for (int t = 0; t < kw; ++t) {
+        SsimSums s;
+        ssim_zero(s);
+        for (int t = 0; t < kSsimWin; ++t) {
           const int64_t o = (i + t) * ow + j;
-          a += hsx[o]; b += hsy[o]; aa += hsxx[o]; bb += hsyy[o]; ab += hsxy[o];
+          ssim_merge(s, SsimSums{rx[o], ry[o], rxx[o], ryy[o], rxy[o]});
         }
-        acc += ssim_from_sums(a, b, aa, bb, ab);
+        total += ssim_from_sums(s);
       }
     }
-    ssim_total += acc / double(oh * ow);
   }
-  out[kStatSsim] = ssim_total / double(c);
+  // Every channel has the same number of windows: the mean over all of them is the mean over
+  // channels of the per-channel means.
+  out[kStatSsim] = total / double(c * oh * ow);
 }
 
 at::Tensor frame_stats_cpu(const at::Tensor& x_in, const at::Tensor& y_in) {
-  TORCH_CHECK(x_in.dim() == 4 && x_in.sizes() == y_in.sizes(), "frame_stats: x and y must be [B, C, H, W]");
-  TORCH_CHECK(x_in.size(2) >= kSsimWin && x_in.size(3) >= kSsimWin, "frame_stats: frames under 7x7");
-  TORCH_CHECK(x_in.scalar_type() == y_in.scalar_type(), "frame_stats: x and y dtypes differ");
+  check_pair("frame_stats", x_in, y_in, /*image_batch=*/true);
+  check_min_side("frame_stats", x_in, kSsimWin);
   const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   at::Tensor out = at::empty({b, kFrameStats}, x.options().dtype(at::kDouble));

@@ -5,7 +5,6 @@
 // block ever exists, never B x M. The winner's distance is then recomputed exactly in double,
 // so the reported value does not carry the expansion's cancellation error.
 #include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/core/Tensor.h>
@@ -20,7 +19,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "../common/checks.h"
 #include "../common/moments.h"
+#include "../common/nn_ref.h"
 
 namespace cae_fast {
 namespace {
@@ -31,10 +32,7 @@ constexpr int64_t kTileElems = int64_t{1} << 22;
 
 std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::Tensor& h_in,
                                               const std::optional<at::Tensor>& exclude_in) {
-  TORCH_CHECK(z_in.dim() == 2 && h_in.dim() == 2 && z_in.size(1) == h_in.size(1),
-              "nn_ref: expected z [B, D] and h_ref [M, D]");
-  TORCH_CHECK(h_in.size(0) > 0, "nn_ref: h_ref is empty");
-  TORCH_CHECK(z_in.scalar_type() == h_in.scalar_type(), "nn_ref: z and h_ref dtypes differ");
+  check_nn_ref(z_in, h_in, exclude_in);
   const int64_t b = z_in.size(0), m = h_in.size(0), d = z_in.size(1);
   // Half inputs search in float: GEMM in half on a CPU is slow and too coarse for an argmin.
   const auto ct = z_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
@@ -44,8 +42,6 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::
   at::Tensor exclude;
   if (exclude_in.has_value()) {
     exclude = exclude_in->contiguous();
-    TORCH_CHECK(exclude.scalar_type() == at::kLong && exclude.numel() == b,
-                "nn_ref: exclude must be int64 of shape [B]");
     ex = exclude.const_data_ptr<int64_t>();
   }
 
@@ -67,7 +63,7 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::
     const scalar_t* znp = zn.const_data_ptr<scalar_t>();
     const scalar_t* zp = z.const_data_ptr<scalar_t>();
     const scalar_t* hp = h.const_data_ptr<scalar_t>();
-    const double hn_max = static_cast<double>(hn.max().item<scalar_t>());
+    const double hn_max = to_double(hn.max().item<scalar_t>());
     // Bound on the expansion's rounding error, relative to the magnitudes it cancels: inside it two
     // candidates are a near-tie and the exact distance decides (then the lower index), so ties
     // keep the lowest index even where GEMM rounds duplicate rows differently.
@@ -80,11 +76,11 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::
         for (int64_t i = r0; i < r1; ++i) {
           const scalar_t* gi = gp + i * t;
           const int64_t skip = ex ? ex[i] - start : -1;
-          const double tol = rel_tol * (static_cast<double>(znp[i]) + hn_max);
+          const double tol = rel_tol * (to_double(znp[i]) + hn_max);
           double bv = best[i], be = best_exact[i];
           int64_t bj = ip[i];
           for (int64_t j = 0; j < t; ++j) {
-            const double v = static_cast<double>(hnp[start + j]) - 2.0 * static_cast<double>(gi[j]);
+            const double v = to_double(hnp[start + j]) - 2.0 * to_double(gi[j]);
             if (j == skip || v > bv + tol) continue;
             if (v < bv - tol) {
               bv = v;
@@ -128,7 +124,7 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cpu(const at::Tensor& z_in, const at::
 
 at::Tensor nn_ref_backward_cpu(const at::Tensor& grad_in, const at::Tensor& z_in, const at::Tensor& h_in,
                                const at::Tensor& idx_in) {
-  TORCH_CHECK(idx_in.scalar_type() == at::kLong, "nn_ref_backward: idx must be int64");
+  check_nn_ref_backward(grad_in, z_in, h_in, idx_in);
   const at::Tensor z = z_in.contiguous(), h = h_in.contiguous(), idx = idx_in.contiguous();
   const at::Tensor g = grad_in.to(z.scalar_type()).contiguous();
   const int64_t b = z.size(0), d = z.size(1), m = h.size(0);
@@ -144,13 +140,9 @@ at::Tensor nn_ref_backward_cpu(const at::Tensor& grad_in, const at::Tensor& z_in
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, b, 64, [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
-        using acc_t = at::opmath_type<scalar_t>;
-        const acc_t s = acc_t(2) * static_cast<acc_t>(gp[i]);
         const scalar_t* zi = zp + i * d;
         const scalar_t* hi = hp + ip[i] * d;
-        for (int64_t k = 0; k < d; ++k) {
-          op[i * d + k] = static_cast<scalar_t>(s * (static_cast<acc_t>(zi[k]) - static_cast<acc_t>(hi[k])));
-        }
+        for (int64_t k = 0; k < d; ++k) op[i * d + k] = nn_ref_grad(gp[i], zi[k], hi[k]);
       }
     });
   });

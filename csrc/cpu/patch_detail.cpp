@@ -1,22 +1,25 @@
 // patch_detail on the CPU: the detail (mean squared gray Laplacian) of every patch x patch tile of
 // the frame and of its reconstruction. One task per (frame, tile row): the channel sums of the rows
 // it needs are computed once into a row buffer, so the stencil runs over contiguous doubles and
-// vectorises; squared Laplacians are summed per column, then per tile. Sums in double.
+// vectorises; squared Laplacians are summed per column, then per tile (common/patch_detail.h, the
+// order the GPU adds them in). Sums in double.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <algorithm>
-#include <vector>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "../common/checks.h"
 #include "../common/patch_detail.h"
 
 namespace cae_fast {
 namespace {
 
-// Mean squared gray Laplacian of each tile in tile row gi of one [C, H, W] frame, written to
-// out[0, gw). rows and col are scratch: (patch + 2) x w and w doubles.
+// Detail of each tile in tile row gi of one [C, H, W] frame, written to out[0, gw). rows and col
+// are scratch: (patch + 2) x w and w doubles.
 template <typename in_t, typename out_t>
 void tile_row_detail(const in_t* img, int64_t c, int64_t h, int64_t w, int64_t patch, int64_t gi, int64_t gw,
                      double* __restrict__ rows, double* __restrict__ col, out_t* out) {
@@ -27,23 +30,13 @@ void tile_row_detail(const in_t* img, int64_t c, int64_t h, int64_t w, int64_t p
     for (int64_t gj = 0; gj < gw; ++gj) out[gj] = out_t(0);
     return;
   }
-  const int64_t nrows = i1 - i0 + 2, ncols = jend + 1;
-  for (int64_t r = 0; r < nrows; ++r) {
-    double* __restrict__ dst = rows + r * w;
-    for (int64_t j = 0; j < ncols; ++j) dst[j] = 0.0;
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const in_t* __restrict__ src = img + (ch * h + i0 - 1 + r) * w;
-      for (int64_t j = 0; j < ncols; ++j) dst[j] += as_double(src[j]);
-    }
-  }
+  const int64_t nrows = i1 - i0 + 2;
+  for (int64_t r = 0; r < nrows; ++r) channel_sum_row(img, c, h * w, (i0 - 1 + r) * w, jend + 1, rows + r * w);
   const double inv_c = 1.0 / double(c);
   for (int64_t j = 0; j < jend; ++j) col[j] = 0.0;
   for (int64_t r = 1; r + 1 < nrows; ++r) {
-    const double* up = rows + (r - 1) * w;
-    const double* mid = rows + r * w;
-    const double* down = rows + (r + 1) * w;
     for (int64_t j = 1; j < jend; ++j) {
-      const double l = gray_laplacian(up[j], down[j], mid[j - 1], mid[j + 1], mid[j], inv_c);
+      const double l = gray_laplacian_sums(rows, w, r, j, inv_c);
       col[j] += l * l;
     }
   }
@@ -52,15 +45,13 @@ void tile_row_detail(const in_t* img, int64_t c, int64_t h, int64_t w, int64_t p
     interior_span(gj, patch, w, j0, j1);
     double s = 0.0;
     for (int64_t j = j0; j < j1; ++j) s += col[j];
-    const int64_t n = j1 > j0 ? (i1 - i0) * (j1 - j0) : 0;
-    out[gj] = static_cast<out_t>(n > 0 ? s / double(n) : 0.0);
+    out[gj] = static_cast<out_t>(tile_detail(s, i0, i1, j0, j1));
   }
 }
 
 at::Tensor patch_detail_cpu(const at::Tensor& x_in, const at::Tensor& y_in, int64_t patch) {
-  TORCH_CHECK(x_in.dim() == 4 && x_in.sizes() == y_in.sizes(), "patch_detail: x and y must be [B, C, H, W]");
-  TORCH_CHECK(patch >= 1 && patch <= x_in.size(2) && patch <= x_in.size(3), "patch_detail: bad patch size");
-  TORCH_CHECK(x_in.scalar_type() == y_in.scalar_type(), "patch_detail: x and y dtypes differ");
+  check_pair("patch_detail", x_in, y_in, /*image_batch=*/true);
+  check_patch("patch_detail", x_in, patch);
   const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t gh = h / patch, gw = w / patch;  // a remainder strip is left out, as in patch_mse

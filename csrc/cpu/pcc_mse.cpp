@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "../common/checks.h"
 #include "../common/moments.h"
 
 namespace cae_fast {
@@ -97,9 +98,7 @@ void chunk_moments(const T* x, const T* y, int64_t n, Moments& out, const T* x0,
 }
 
 std::tuple<at::Tensor, at::Tensor> pcc_mse_cpu(const at::Tensor& x_in, const at::Tensor& y_in) {
-  TORCH_CHECK(x_in.sizes() == y_in.sizes(), "pcc_mse: x and y must have the same shape");
-  TORCH_CHECK(x_in.dim() >= 2 && x_in.size(0) > 0 && x_in.numel() > 0, "pcc_mse: empty input");
-  TORCH_CHECK(x_in.scalar_type() == y_in.scalar_type(), "pcc_mse: x and y must have the same dtype");
+  check_pair("pcc_mse", x_in, y_in, /*image_batch=*/false);
   const at::Tensor x = x_in.contiguous();
   const at::Tensor y = y_in.contiguous();
   const int64_t b = x.size(0);

@@ -9,9 +9,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -19,7 +17,10 @@
 #include <limits>
 #include <type_traits>
 
+#include "../common/checks.h"
 #include "../common/moments.h"
+#include "../common/nn_ref.h"
+#include "helpers.cuh"
 
 namespace cae_fast {
 namespace {
@@ -28,7 +29,7 @@ namespace {
 // patch (rows ty + 16 r, columns tx + 16 c), reading kTileK dimensions at a time from shared
 // memory. 64 x 64 x 32 keeps the double variant's two tiles (33 KB) under the 48 KB static limit.
 constexpr int kThreadsSide = 16;
-constexpr int kThreads = kThreadsSide * kThreadsSide;
+static_assert(kThreadsSide * kThreadsSide == kThreads, "the search kernel's block is kThreads, as a square");
 constexpr int kMicro = 4;
 constexpr int kTileZ = kThreadsSide * kMicro;
 constexpr int kTileH = kThreadsSide * kMicro;
@@ -190,25 +191,18 @@ template <typename scalar_t>
 __global__ void nn_ref_backward_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ z,
                                        const scalar_t* __restrict__ h, const int64_t* __restrict__ idx,
                                        int64_t m, int64_t d, int64_t total, scalar_t* __restrict__ out) {
-  using acc_t = at::opmath_type<scalar_t>;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
     const int64_t i = e / d, k = e % d;
     const int64_t j = idx[i];
     CUDA_KERNEL_ASSERT(j >= 0 && j < m);
-    // (2 g) first: exact, so float32/float64 results match the reference's rounding.
-    const acc_t s = acc_t(2) * static_cast<acc_t>(grad[i]);
-    out[e] = static_cast<scalar_t>(s * (static_cast<acc_t>(z[e]) - static_cast<acc_t>(h[j * d + k])));
+    out[e] = nn_ref_grad(grad[i], z[e], h[j * d + k]);
   }
 }
 
 std::tuple<at::Tensor, at::Tensor> nn_ref_cuda(const at::Tensor& z_in, const at::Tensor& h_in,
                                                const std::optional<at::Tensor>& exclude_in) {
-  TORCH_CHECK(z_in.dim() == 2 && h_in.dim() == 2 && z_in.size(1) == h_in.size(1),
-              "nn_ref: expected z [B, D] and h_ref [M, D]");
-  TORCH_CHECK(h_in.size(0) > 0, "nn_ref: h_ref is empty");
-  TORCH_CHECK(z_in.scalar_type() == h_in.scalar_type(), "nn_ref: z and h_ref dtypes differ");
-  TORCH_CHECK(z_in.device() == h_in.device(), "nn_ref: z and h_ref are on different devices");
+  check_nn_ref(z_in, h_in, exclude_in);
   const c10::cuda::CUDAGuard guard(z_in.device());
   const at::Tensor z = z_in.contiguous();
   const at::Tensor h = h_in.contiguous();
@@ -217,9 +211,6 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cuda(const at::Tensor& z_in, const at:
   at::Tensor exclude;
   if (exclude_in.has_value()) {
     exclude = exclude_in->contiguous();
-    TORCH_CHECK(exclude.scalar_type() == at::kLong && exclude.numel() == b,
-                "nn_ref: exclude must be int64 of shape [B]");
-    TORCH_CHECK(exclude.device() == z.device(), "nn_ref: exclude is on a different device than z");
     ex = exclude.const_data_ptr<int64_t>();
   }
 
@@ -238,7 +229,6 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cuda(const at::Tensor& z_in, const at:
   const int64_t splits = (h_tiles + tiles_per_split - 1) / tiles_per_split;  // none left empty
   TORCH_CHECK(splits <= 65535, "nn_ref (CUDA): internal error, too many splits");
 
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "nn_ref_cuda", [&] {
     // Half inputs search in float: half accumulators are far too coarse for an argmin.
     using acc_t = at::opmath_type<scalar_t>;
@@ -246,48 +236,38 @@ std::tuple<at::Tensor, at::Tensor> nn_ref_cuda(const at::Tensor& z_in, const at:
     at::Tensor part_val = at::empty({splits, b}, z.options().dtype(acc_dtype));
     at::Tensor part_idx = at::empty({splits, b}, z.options().dtype(at::kLong));
     const dim3 grid(static_cast<unsigned>(z_tiles), static_cast<unsigned>(splits));
-    nn_ref_search_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
-        z.const_data_ptr<scalar_t>(), h.const_data_ptr<scalar_t>(), ex, b, m, d, tiles_per_split,
-        part_val.mutable_data_ptr<acc_t>(), part_idx.mutable_data_ptr<int64_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(nn_ref_search_kernel<scalar_t, acc_t>, grid, dim3(kThreads), z.const_data_ptr<scalar_t>(),
+           h.const_data_ptr<scalar_t>(), ex, b, m, d, tiles_per_split, part_val.mutable_data_ptr<acc_t>(),
+           part_idx.mutable_data_ptr<int64_t>());
     constexpr int kFinishThreads = 128;
-    const unsigned blocks = static_cast<unsigned>((b + kFinishThreads - 1) / kFinishThreads);
-    nn_ref_finish_kernel<scalar_t, acc_t><<<blocks, kFinishThreads, 0, stream>>>(
-        z.const_data_ptr<scalar_t>(), h.const_data_ptr<scalar_t>(), part_val.const_data_ptr<acc_t>(),
-        part_idx.const_data_ptr<int64_t>(), b, d, splits, dist2.mutable_data_ptr<scalar_t>(),
-        idx.mutable_data_ptr<int64_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(nn_ref_finish_kernel<scalar_t, acc_t>, dim3(blocks_for(b, kFinishThreads)), dim3(kFinishThreads),
+           z.const_data_ptr<scalar_t>(), h.const_data_ptr<scalar_t>(), part_val.const_data_ptr<acc_t>(),
+           part_idx.const_data_ptr<int64_t>(), b, d, splits, dist2.mutable_data_ptr<scalar_t>(),
+           idx.mutable_data_ptr<int64_t>());
   });
   return {dist2, idx};
 }
 
 at::Tensor nn_ref_backward_cuda(const at::Tensor& grad_in, const at::Tensor& z_in, const at::Tensor& h_in,
                                 const at::Tensor& idx_in) {
-  TORCH_CHECK(z_in.dim() == 2 && h_in.dim() == 2 && z_in.size(1) == h_in.size(1),
-              "nn_ref_backward: expected z [B, D] and h_ref [M, D]");
-  TORCH_CHECK(idx_in.scalar_type() == at::kLong, "nn_ref_backward: idx must be int64");
-  TORCH_CHECK(idx_in.numel() == z_in.size(0) && grad_in.numel() == z_in.size(0),
-              "nn_ref_backward: grad_dist2 and idx must have B elements");
+  check_nn_ref_backward(grad_in, z_in, h_in, idx_in);
   const c10::cuda::CUDAGuard guard(z_in.device());
   const at::Tensor z = z_in.contiguous();
   // Autograd may hand in a broadcast (stride-0) or differently typed gradient.
   const at::Tensor g = grad_in.to(z.scalar_type()).contiguous();
-  const at::Tensor h = h_in.to(z.scalar_type()).contiguous();
+  const at::Tensor h = h_in.contiguous();
   const at::Tensor idx = idx_in.contiguous();
   const int64_t b = z.size(0), d = z.size(1), m = h.size(0);
   at::Tensor out = at::empty({b, d}, z.options());
   const int64_t total = b * d;
   if (total == 0) return out;
 
-  constexpr int kBackThreads = 256;
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int64_t blocks = std::min<int64_t>((total + kBackThreads - 1) / kBackThreads, int64_t{sms} * 32);
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const unsigned blocks = std::min<unsigned>(blocks_for(total), static_cast<unsigned>(sms) * 32);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "nn_ref_backward_cuda", [&] {
-    nn_ref_backward_kernel<scalar_t><<<static_cast<unsigned>(blocks), kBackThreads, 0, stream>>>(
-        g.const_data_ptr<scalar_t>(), z.const_data_ptr<scalar_t>(), h.const_data_ptr<scalar_t>(),
-        idx.const_data_ptr<int64_t>(), m, d, total, out.mutable_data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(nn_ref_backward_kernel<scalar_t>, dim3(blocks), dim3(kThreads), g.const_data_ptr<scalar_t>(),
+           z.const_data_ptr<scalar_t>(), h.const_data_ptr<scalar_t>(), idx.const_data_ptr<int64_t>(), m, d, total,
+           out.mutable_data_ptr<scalar_t>());
   });
   return out;
 }

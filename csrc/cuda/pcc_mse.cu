@@ -7,71 +7,26 @@
 // run to run on the same device.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <type_traits>
 
+#include "../common/checks.h"
 #include "../common/moments.h"
+#include "helpers.cuh"
 
 namespace cae_fast {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
 // Elements each thread should see per chunk at least: below this, the partial-merge pass and the
 // per-block reduction cost more than the parallelism gained by splitting an image further.
 constexpr int64_t kMinPerThread = 16;
 // Enough resident blocks per SM to hide DRAM latency for a streaming, FP64-heavy reduction.
 constexpr int kBlocksPerSm = 4;
 constexpr int kUnroll = 4;
-
-template <typename T>
-__device__ __forceinline__ double as_double(T v) {
-  // c10::Half / BFloat16 convert to float only; float -> double is exact.
-  return static_cast<double>(static_cast<float>(v));
-}
-template <>
-__device__ __forceinline__ double as_double<double>(double v) {
-  return v;
-}
-
-__device__ __forceinline__ void warp_reduce(Moments& m) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    Moments o;
-    o.n = __shfl_down_sync(0xffffffffu, m.n, off);
-    o.sx = __shfl_down_sync(0xffffffffu, m.sx, off);
-    o.sy = __shfl_down_sync(0xffffffffu, m.sy, off);
-    o.sxx = __shfl_down_sync(0xffffffffu, m.sxx, off);
-    o.syy = __shfl_down_sync(0xffffffffu, m.syy, off);
-    o.sxy = __shfl_down_sync(0xffffffffu, m.sxy, off);
-    o.sdd = __shfl_down_sync(0xffffffffu, m.sdd, off);
-    moments_merge(m, o);
-  }
-}
-
-// Result valid in thread 0 only.
-__device__ __forceinline__ Moments block_reduce(Moments m) {
-  __shared__ Moments warp_sums[kWarps];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  warp_reduce(m);
-  if (lane == 0) warp_sums[warp] = m;
-  __syncthreads();
-  if (warp == 0) {
-    if (lane < kWarps) {
-      m = warp_sums[lane];
-    } else {
-      moments_zero(m);
-    }
-    warp_reduce(m);
-  }
-  return m;
-}
 
 template <typename out_t>
 __device__ __forceinline__ void write_result(const Moments& m, out_t* pcc, out_t* mse, int64_t img) {
@@ -90,8 +45,8 @@ __global__ void __launch_bounds__(kThreads) pcc_mse_chunks_kernel(
   const scalar_t* xi = x + img * n;
   const scalar_t* yi = y + img * n;
   // Every chunk of an image shifts by the image's first element, so partials merge by addition.
-  const double px = as_double(xi[0]);
-  const double py = as_double(yi[0]);
+  const double px = to_double(xi[0]);
+  const double py = to_double(yi[0]);
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_len;
   const int64_t end = begin + chunk_len < n ? begin + chunk_len : n;
 
@@ -109,17 +64,19 @@ __global__ void __launch_bounds__(kThreads) pcc_mse_chunks_kernel(
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const double xv = as_double(xr[u]);
-      const double yv = as_double(yr[u]);
+      const double xv = to_double(xr[u]);
+      const double yv = to_double(yr[u]);
       moments_add(m, xv - px, yv - py, xv - yv);
     }
   }
   for (; k < end; k += kThreads) {
-    const double xv = as_double(xi[k]);
-    const double yv = as_double(yi[k]);
+    const double xv = to_double(xi[k]);
+    const double yv = to_double(yi[k]);
     moments_add(m, xv - px, yv - py, xv - yv);
   }
-  m = block_reduce(m);
+  Moments zero;
+  moments_zero(zero);
+  m = block_reduce(m, zero, [](Moments& a, const Moments& b) { moments_merge(a, b); });
   if (threadIdx.x == 0) {
     if (chunks == 1) {
       write_result(m, pcc, mse, img);
@@ -154,10 +111,7 @@ int64_t pick_chunks(int64_t b, int64_t n) {
 }
 
 std::tuple<at::Tensor, at::Tensor> pcc_mse_cuda(const at::Tensor& x_in, const at::Tensor& y_in) {
-  TORCH_CHECK(x_in.sizes() == y_in.sizes(), "pcc_mse: x and y must have the same shape");
-  TORCH_CHECK(x_in.dim() >= 2 && x_in.size(0) > 0 && x_in.numel() > 0, "pcc_mse: empty input");
-  TORCH_CHECK(x_in.scalar_type() == y_in.scalar_type(), "pcc_mse: x and y must have the same dtype");
-  TORCH_CHECK(x_in.device() == y_in.device(), "pcc_mse: x and y are on different devices");
+  check_pair("pcc_mse", x_in, y_in, /*image_batch=*/false);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const at::Tensor y = y_in.contiguous();
@@ -179,21 +133,18 @@ std::tuple<at::Tensor, at::Tensor> pcc_mse_cuda(const at::Tensor& x_in, const at
     partials = at::empty({bytes}, x.options().dtype(at::kByte));
     pp = reinterpret_cast<Moments*>(partials.mutable_data_ptr());
   }
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const dim3 grid(static_cast<unsigned>(b), static_cast<unsigned>(chunks));
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pcc_mse_cuda", [&] {
     using out_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
     out_t* pcc_p = pcc.mutable_data_ptr<out_t>();
     out_t* mse_p = mse.mutable_data_ptr<out_t>();
-    pcc_mse_chunks_kernel<scalar_t, out_t><<<grid, kThreads, 0, stream>>>(
-        x.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), n, chunk_len, pp, pcc_p, mse_p);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(pcc_mse_chunks_kernel<scalar_t, out_t>, grid, dim3(kThreads), x.const_data_ptr<scalar_t>(),
+           y.const_data_ptr<scalar_t>(), n, chunk_len, pp, pcc_p, mse_p);
     if (chunks > 1) {
       constexpr int kMergeThreads = 128;
-      const unsigned blocks = static_cast<unsigned>((b + kMergeThreads - 1) / kMergeThreads);
-      pcc_mse_merge_kernel<out_t><<<blocks, kMergeThreads, 0, stream>>>(pp, b, chunks, pcc_p, mse_p);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(pcc_mse_merge_kernel<out_t>, dim3(blocks_for(b, kMergeThreads)), dim3(kMergeThreads),
+             static_cast<const Moments*>(pp), b, chunks, pcc_p, mse_p);
     }
   });
   return {pcc, mse};
