@@ -1,0 +1,142 @@
+"""The external benchmark's generator (``benchmarks.external``): labels, runs, persistence of lens
+dirt, splits and the cache. The corruptions come from ``imagecorruptions`` (the ``[bench]``
+extra); tests that apply them skip without it."""
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# benchmarks/ is not an installed package: see test_detection_benchmark.py.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from benchmarks.external import corrupt, photos, sequences  # noqa: E402
+from benchmarks.external.sequences import generate, spec_named  # noqa: E402
+
+needs_library = pytest.mark.skipif(not corrupt.available(), reason="imagecorruptions not installed")
+
+
+def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.r_[0, labels.astype(int), 0]))
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+@pytest.fixture(scope="module")
+def shots():
+    spec = replace(spec_named("shots"), n=600)
+    return generate("dev", spec), generate("dev", spec, corrupted=False)
+
+
+@needs_library
+def test_labels_are_exactly_the_frames_the_library_changed(shots):
+    dirty, twin = shots
+    changed = (dirty.images != twin.images).any(axis=(1, 2, 3))
+    np.testing.assert_array_equal(changed, dirty.labels == 1)
+    runs = _runs(dirty.labels)
+    assert len(runs) == len(corrupt.KINDS)  # one run per kind, none touching another
+    for start, stop in runs:
+        assert len(set(dirty.kinds[start:stop])) == 1 and len(set(dirty.severity[start:stop])) == 1
+        assert dirty.severity[start] in corrupt.SEVERITIES
+
+
+@needs_library
+def test_onset_is_hard(shots):
+    dirty, twin = shots
+    for start, stop in _runs(dirty.labels):
+        diff = np.abs(dirty.images[start:stop].astype(np.int16) - twin.images[start:stop]).mean(
+            axis=(1, 2, 3)
+        )
+        assert diff[0] >= 0.7 * np.median(diff), (corrupt.KINDS[dirty.kinds[start]], diff[:3])
+
+
+@needs_library
+def test_lens_dirt_keeps_its_pattern_for_the_whole_run(shots):
+    dirty, twin = shots
+    (start, stop), *_ = [r for r in _runs(dirty.labels) if corrupt.KINDS[dirty.kinds[r[0]]] == "spatter"]
+
+    def marks(frame: np.ndarray, clean: np.ndarray) -> np.ndarray:
+        return np.abs(frame.astype(np.int16) - clean).max(-1) > 25
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return (a & b).sum() / max(1, (a | b).sum())
+
+    first = marks(dirty.images[start], twin.images[start])
+    assert first.mean() > 0.01
+    assert iou(first, marks(dirty.images[stop - 1], twin.images[stop - 1])) > 0.8
+    # The measure tells two patterns apart: the same frame dirtied with another seed (frames are
+    # corrupted at capture size, then reduced, as in the generator).
+    spec = dirty.spec
+    shots_ = sequences._layout(spec, sequences._rng("dev", spec, "camera"))[0]
+    shot, t = [(s, t) for s in shots_ for t in range(s.n)][start]
+    other = corrupt.corrupt(photos.render(shot, t), "spatter", int(dirty.severity[start]), seed=12345)
+    assert iou(first, marks(photos.reduce(other, spec.size), twin.images[start])) < 0.5
+
+
+def test_minority_stretch_is_one_clean_block_of_other_scenery():
+    seq = generate("dev", replace(spec_named("minority"), n=600), corrupted=False)
+    block = np.flatnonzero(seq.minority)
+    assert len(block) == round(sequences.MINORITY_SHARE * len(seq.labels))
+    assert np.all(np.diff(block) == 1)
+    assert not seq.labels[block].any() and seq.labels.sum() > 0
+    img = seq.images.astype(np.int16)
+    greyness = np.abs(img[..., 0] - img[..., 2]).mean(axis=(1, 2))  # the other light is grey
+    assert greyness[block].max() < greyness[~seq.minority].min()
+
+
+def test_each_split_holds_every_kind_at_every_severity():
+    for split in sequences.SPLITS:
+        pairs = set()
+        for spec in sequences.SEQUENCES:
+            if spec.layout in ("shots", "drive", "minority"):
+                _, minority = sequences._layout(spec, sequences._rng(split, spec, "camera"))
+                runs = sequences._runs(spec, sequences._rng(split, spec, "runs"), minority)
+                pairs |= {(k, sev) for _s, _n, k, sev, _seed in runs}
+        assert pairs == {(k, s) for k in range(len(corrupt.KINDS)) for s in corrupt.SEVERITIES}
+
+
+def test_splits_are_deterministic_and_share_no_frame():
+    spec = replace(spec_named("clean"), n=120)
+    dev = generate("dev", spec)
+    np.testing.assert_array_equal(dev.images, generate("dev", spec).images)
+    test = generate("test", spec)
+    seen = {f.tobytes() for f in dev.images}
+    assert not any(f.tobytes() in seen for f in test.images)
+    assert dev.shot.max() >= 1  # there are cuts
+
+
+@needs_library
+def test_shuffled_set_is_single_frames_of_every_kind_and_severity():
+    seq = generate("dev", replace(spec_named("shuffled"), n=300))
+    assert seq.labels.mean() == pytest.approx(sequences.SHUFFLED_DIRTY)
+    pairs = {(int(k), int(s)) for k, s in zip(seq.kinds, seq.severity, strict=True) if k >= 0}
+    assert pairs == {(k, s) for k in range(len(corrupt.KINDS)) for s in corrupt.SEVERITIES}
+    np.testing.assert_array_equal(np.sort(seq.order), np.arange(300))
+    assert not np.array_equal(seq.order, np.arange(300))
+
+
+def test_cache_is_reused(tmp_path, monkeypatch):
+    spec = replace(spec_named("clean"), n=40)
+    path, reused = sequences.load("dev", spec, tmp_path)
+    assert not reused and path.is_file()
+    with np.load(path) as z:
+        assert z["images"].shape == (40, spec.size, spec.size, 3) and z["labels"].shape == (40,)
+
+    def fail(*_a, **_k):
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(sequences, "generate", fail)
+    again, reused = sequences.load("dev", spec, tmp_path)
+    assert reused and again == path
+
+
+@needs_library
+def test_corrupt_leaves_numpy_as_it_found_it():
+    img = np.full((corrupt.CAPTURE, corrupt.CAPTURE, 3), 128, np.uint8)
+    np.random.seed(7)
+    expected = np.random.random()
+    np.random.seed(7)
+    corrupt.corrupt(img, "fog", 3, seed=1)
+    assert np.random.random() == expected
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+        assert "float_" not in np.__dict__  # the fog shim does not outlive its call
