@@ -140,3 +140,52 @@ def test_corrupt_leaves_numpy_as_it_found_it():
     assert np.random.random() == expected
     if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
         assert "float_" not in np.__dict__  # the fog shim does not outlive its call
+
+
+def test_judge_separates_ranking_from_decision():
+    from benchmarks.external.metrics import judge
+
+    labels = np.array([0] * 8 + [1] * 4, np.uint8)
+    kinds = np.array([-1] * 8 + [0, 0, 1, 1], np.int8)
+    seq = {"labels": labels, "kinds": kinds, "severity": np.where(kinds >= 0, 3, 0),
+           "minority": np.r_[np.zeros(6, bool), np.ones(2, bool), np.zeros(4, bool)]}  # fmt: skip
+    score = np.r_[np.arange(8.0), 20, 21, 2.5, 22]  # one dirty frame ranks below five clean ones
+    is_clean = np.r_[np.ones(7, bool), False, False, True, True, False]  # a minority frame lost
+    r = judge(seq, score, None, is_clean)
+    assert r["roc_auc"] == pytest.approx((3 * 8 + 3) / 32)  # 27 of 32 (dirty, clean) pairs in order
+    assert np.isnan(r["roc_auc_filtered"])
+    assert r["dirty_removed"] == 0.5 and r["clean_kept"] == 7 / 8 and r["minority_kept"] == 0.5
+    spatter, fog = r["per_kind"][corrupt.KINDS[0]], r["per_kind"][corrupt.KINDS[1]]
+    assert spatter["roc_auc"] == 1.0 and spatter["removed"] == 0.5
+    assert fog["roc_auc"] == pytest.approx(11 / 16) and fog["by_severity"] == {"3": {"n": 2, "removed_n": 1}}
+    clean_only = judge({**seq, "labels": np.zeros(12, np.uint8), "kinds": np.full(12, -1, np.int8)},
+                       score, None, is_clean)  # fmt: skip
+    assert np.isnan(clean_only["roc_auc"]) and clean_only["removed"] == 3 / 12
+
+
+def test_the_runner_reads_the_tools_scores_the_way_the_tool_means_them():
+    from benchmarks.external import runner
+    from cae_fast.score import DIRECTION
+
+    for score, sign in runner._DIRECTION.items():
+        assert DIRECTION[score] == sign
+    with pytest.raises(SystemExit):  # the test split stays closed without a written adoption rule
+        runner.parse_args(["--split", "test"])
+
+
+def test_pyod_peers_find_frames_unlike_the_rest():
+    pytest.importorskip("pyod")
+    from benchmarks import peers
+
+    rng = np.random.default_rng(0)
+    images = (rng.normal(120, 10, (200, 32, 32, 3))).clip(0, 255).astype(np.uint8)
+    odd = rng.choice(200, 10, replace=False)
+    images[odd] = 250  # white-out frames
+    labels = np.zeros(200, np.uint8)
+    labels[odd] = 1
+    from benchmarks.external.metrics import ranking
+
+    for name, peer in peers.PEERS.items():
+        res = peer(images)
+        assert ranking(labels, res.score)[0] > 0.99, name
+        assert (~res.is_clean)[odd].all(), name
