@@ -189,3 +189,18 @@ def test_pyod_peers_find_frames_unlike_the_rest():
         res = peer(images)
         assert ranking(labels, res.score)[0] > 0.99, name
         assert (~res.is_clean)[odd].all(), name
+
+
+def test_the_simulator_drives_on_the_road_and_each_seed_is_its_own_track():
+    from benchmarks.external import race
+
+    if not race.available():
+        pytest.skip("gymnasium[box2d] not installed")
+    a = race.track_frames(3, 150, size=64)
+    np.testing.assert_array_equal(a[:10], race.track_frames(3, 10, size=64))
+    assert not np.array_equal(a[:10], race.track_frames(4, 10, size=64))
+    px = a.astype(np.int16)
+    grey = (np.abs(px[..., 0] - px[..., 1]) < 15) & (px[..., 0] > 80) & (px[..., 0] < 130)
+    ahead = grey[:, 20:40, 24:40].mean(axis=(1, 2))  # the road just ahead of the car
+    assert (ahead > 0.3).mean() > 0.9
+    assert np.abs(np.diff(px, axis=0)).mean() > 0.5  # it moves

@@ -7,12 +7,13 @@ photographs but not a single frame. The sequences (``SEQUENCES``):
 
 - ``shots``: short shots (20-60 frames) with a cut between each, 64 px;
 - ``drive``: three long single-scene drives (400 frames each), 128 px;
+- ``race``: a driving simulator's rendered frames (``race``), a new track every 400 frames, 64 px;
 - ``minority``: long drives with a clean stretch of other scenery and light (20%, ``OTHER_LIGHT``)
   that must be kept, 64 px;
 - ``clean``: short shots and long drives, nothing corrupted, 64 px;
 - ``shuffled``: not a video: each frame its own crop, in random order, single corrupted frames.
 
-In the three corrupted videos every kind has one run (hard onset, 10-25 frames), at a severity
+In the four corrupted videos every kind has one run (hard onset, 10-25 frames), at a severity
 that rotates with the sequence, so each split holds every kind at severities 2, 3 and 4; the
 shuffled set holds every (kind, severity) about equally.
 """
@@ -42,7 +43,7 @@ class SequenceSpec:
     name: str
     size: int
     n: int
-    layout: str  # "shots" | "drive" | "minority" | "clean" | "shuffled"
+    layout: str  # "shots" | "drive" | "race" | "minority" | "clean" | "shuffled"
     rotation: int = 0  # shifts which severity each kind gets, so the sequences cover 2, 3 and 4
 
 
@@ -50,6 +51,7 @@ SEQUENCES: tuple[SequenceSpec, ...] = (
     SequenceSpec("shots", 64, 1200, "shots", 0),
     SequenceSpec("drive", 128, 1200, "drive", 1),
     SequenceSpec("minority", 64, 1200, "minority", 2),
+    SequenceSpec("race", 64, 1200, "race", 0),
     SequenceSpec("clean", 64, 900, "clean"),
     SequenceSpec("shuffled", 64, 1000, "shuffled"),
 )
@@ -57,6 +59,7 @@ SHORT_SHOT = (20, 60)
 SHORT_KEY = 25  # frames between key boxes: short shots pan faster
 LONG_SHOT = 400
 LONG_KEY = 100
+RACE_TRACK = 400  # frames per simulator track (a new track is a cut)
 MINORITY_SHARE = 0.2
 
 
@@ -173,20 +176,22 @@ def generate(split: str, spec: SequenceSpec, corrupted: bool = True) -> Sequence
     offsets = np.zeros(n, np.int64)
     order = np.arange(n, dtype=np.int64)
     noise_seed = int(_rng(split, spec, "noise").integers(2**31))
+    captured = None
     if spec.layout == "shuffled":
         frames, shot, minority = _shuffled_frames(split, spec, kinds, severity, seeds)
+    elif spec.layout == "race":
+        captured, shot = _race_frames(split, spec)
+        frames, minority = [None] * n, np.zeros(n, bool)
+        _place_runs(split, spec, minority, kinds, severity, seeds, offsets)
     else:
         shots, minority = _layout(spec, _rng(split, spec, "camera"))
         frames = [(s, t) for s in shots for t in range(s.n)]
         shot = np.repeat(np.arange(len(shots), dtype=np.int32), [s.n for s in shots])
         if spec.layout != "clean":
-            for start, length, k, sev, run_seed in _runs(spec, _rng(split, spec, "runs"), minority):
-                kinds[start : start + length] = k
-                severity[start : start + length] = sev
-                seeds[start : start + length] = run_seed
-                offsets[start : start + length] = np.arange(length)
-    for i, (s, t) in enumerate(frames):
-        frame = _capture(photos.render(s, t, CAPTURE), noise_seed + i)
+            _place_runs(split, spec, minority, kinds, severity, seeds, offsets)
+    for i, shot_frame in enumerate(frames):
+        scene = captured[i] if captured is not None else photos.render(*shot_frame, CAPTURE)
+        frame = _capture(scene, noise_seed + i)
         if corrupted and kinds[i] >= 0:
             kind = KINDS[kinds[i]]
             frame = corrupt(frame, kind, int(severity[i]), frame_seed(int(seeds[i]), kind, int(offsets[i])))
@@ -202,6 +207,25 @@ def generate(split: str, spec: SequenceSpec, corrupted: bool = True) -> Sequence
             shot[order],
         )
     return Sequence(spec, split, images, labels, kinds, severity, shot, minority, order)
+
+
+def _place_runs(split, spec, forbidden, kinds, severity, seeds, offsets) -> None:
+    for start, length, k, sev, run_seed in _runs(spec, _rng(split, spec, "runs"), forbidden):
+        kinds[start : start + length] = k
+        severity[start : start + length] = sev
+        seeds[start : start + length] = run_seed
+        offsets[start : start + length] = np.arange(length)
+
+
+def _race_frames(split: str, spec: SequenceSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The simulator's frames at capture size, a new track (seed) every ``RACE_TRACK`` frames."""
+    from benchmarks.external import race
+
+    rng = _rng(split, spec, "camera")
+    lengths = [min(RACE_TRACK, spec.n - start) for start in range(0, spec.n, RACE_TRACK)]
+    parts = [race.track_frames(int(rng.integers(2**31)), length) for length in lengths]
+    shot = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    return np.concatenate(parts), shot
 
 
 def _shuffled_frames(split, spec, kinds, severity, seeds) -> tuple[list, np.ndarray, np.ndarray]:
