@@ -4,7 +4,8 @@
 
 One row per kind on one captured frame of the split: the clean frame, then severities 2, 3, 4 as
 the 128 px sequences see them, then as the 64 px ones see them (shown at 128 px, nearest). The
-last row shows clean frames of the ``minority`` stretch (the other scenery and light).
+last rows show clean frames of the ``minority`` stretch (the other scenery and light) and of the
+simulator (``race``, when gymnasium is installed).
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def montage(split: str = "dev") -> Image.Image:
     other = [photos.render(photos.random_shot(rng, p, 1, 1), 0, CAPTURE) for p in photos.OTHER_LIGHT]
     rows.append(np.concatenate([_tile(f, 64) for f in (other + other)[:7]], axis=1))
     names.append("minority (clean)")
+    from benchmarks.external import race
+
+    if race.available():
+        drive = race.track_frames(SPLITS[split], 7 * 30)[::30]
+        rows.append(np.concatenate([_tile(f, 64) for f in drive], axis=1))
+        names.append("race (clean)")
     grid = np.concatenate(rows, axis=0)
     canvas = Image.new("RGB", (LABEL_W + grid.shape[1], grid.shape[0] + 20), "white")
     canvas.paste(Image.fromarray(grid), (LABEL_W, 20))
