@@ -204,3 +204,30 @@ def test_the_simulator_drives_on_the_road_and_each_seed_is_its_own_track():
     ahead = grey[:, 20:40, 24:40].mean(axis=(1, 2))  # the road just ahead of the car
     assert (ahead > 0.3).mean() > 0.9
     assert np.abs(np.diff(px, axis=0)).mean() > 0.5  # it moves
+
+
+def test_the_runner_reads_a_tool_run_through_its_command_line(tmp_path, tiny_frames):
+    """The lapvar row end to end (CLI subprocess, filter_result.npz): its per-frame dirtiness must
+    fall as an independent variance of the Laplacian (scipy) rises."""
+    import argparse
+
+    from scipy import ndimage
+    from scipy.stats import spearmanr
+
+    from benchmarks.external import runner
+
+    images, labels = tiny_frames
+    n = len(labels)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, images=images, labels=labels)
+    seq = {"labels": labels, "kinds": np.where(labels == 1, 0, -1), "severity": labels * 3,
+           "minority": np.zeros(n, bool)}  # fmt: skip
+    spec = sequences.SequenceSpec("tiny", images.shape[1], n, "shots")
+    args = argparse.Namespace(paper_epochs=1, threads=1)
+    r = runner.row_result("lapvar", seq, data, spec, tmp_path / "work", args)
+    assert r["score"] == "lapvar" and r["n"] == n and 0.0 <= r["roc_auc"] <= 1.0
+    with np.load(tmp_path / "work" / "tiny" / "lapvar" / "filter_result.npz") as z:
+        dirt = runner.dirtiness(z["lapvar"], runner.direction("lapvar"))
+    grey = images.astype(np.float64).mean(-1) / 255.0
+    lap_var = np.array([ndimage.laplace(g)[1:-1, 1:-1].var() for g in grey])
+    assert spearmanr(dirt, lap_var)[0] < -0.8
