@@ -9,6 +9,9 @@ a data path is: ``builtin:NAME[:SPLIT][:N]``.
   is a clean sequence (``dirty_fraction=0``, the generator's clean twin) of its own scene seed;
   ``val`` and ``test`` are mixed sequences (the generator's default 9% dirty, in short runs) of
   other seeds, so no test scene was seen in training.
+- ``drive-clean``: the same synthetic driving in every split, with nothing corrupted (labels all 0),
+  on scene seeds of its own: the clean-only sequence on which a cut must remove almost nothing
+  (issue 29). Its frames are those of the mixed sequence of the same seed wherever that one is clean.
 
 SPLIT is ``train`` (normal only), ``val`` or ``test`` (labelled, mixed); without it the command
 line picks by role (``--train-data`` train, ``--val-data`` val, ``--data`` test). N makes a smaller
@@ -31,9 +34,10 @@ DIGITS_SPLIT = (0.6, 0.2, 0.2)  # train / val / test shares of the 1797 digits
 DIGITS_SEED = 0
 DRIVE_FRAMES = {"train": 2000, "val": 500, "test": 1000}
 DRIVE_SEEDS = {"train": 101, "val": 102, "test": 103}
+DRIVE_CLEAN_SEEDS = {"train": 111, "val": 112, "test": 113}  # scenes no drive split uses
 DRIVE_RUN_LENGTH = (8, 30)  # short corrupted runs: every kind appears in a test split of 1000 frames
 # Image size when --image-size is not given: the digits are tiny, the driving scene has detail.
-DEFAULT_SIZE = {"digits": 32, "drive": 64}
+DEFAULT_SIZE = {"digits": 32, "drive": 64, "drive-clean": 64}
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,12 @@ def _digits(spec: BuiltinSpec, size: int) -> BuiltinData:
 def _drive(spec: BuiltinSpec, size: int) -> BuiltinData:
     from cae_fast.data.synth import KINDS, SynthSpec, generate
 
-    clean = spec.split == "train"
+    clean = spec.split == "train" or spec.name == "drive-clean"
+    seeds = DRIVE_CLEAN_SEEDS if spec.name == "drive-clean" else DRIVE_SEEDS
     synth = SynthSpec(
         n_frames=spec.n or DRIVE_FRAMES[spec.split],
         size=size,
-        seed=DRIVE_SEEDS[spec.split],
+        seed=seeds[spec.split],
         kinds=KINDS,
         run_length=DRIVE_RUN_LENGTH,
         **({"dirty_fraction": 0.0} if clean else {}),

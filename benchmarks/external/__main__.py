@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.external.runner import main
+
+sys.exit(main())
