@@ -34,23 +34,6 @@ TOOL_ROWS: dict[str, list[str]] = {
     "lapvar": ["--score", "lapvar", "--epochs", "0"],  # no model needed: the untrained net is ignored
 }
 ROWS = (*TOOL_ROWS, *peers.PEERS)
-# Direction of the tool's raw scores (+1: higher = cleaner), for the rows above; any other score
-# is looked up in cae_fast.
-_DIRECTION = {"combo_rss": -1, "pcc": +1, "lapvar": +1}
-
-
-def direction(score: str) -> int:
-    if score in _DIRECTION:
-        return _DIRECTION[score]
-    from cae_fast.score import DIRECTION
-
-    return DIRECTION[score]
-
-
-def dirtiness(values: np.ndarray, sign: int) -> np.ndarray:
-    if sign == 0:
-        raise ValueError("two-sided scores are not rows of this benchmark")
-    return -sign * np.asarray(values, np.float64)
 
 
 def run_tool(row: str, data: Path, spec: sequences.SequenceSpec, work: Path, args) -> tuple[dict, float]:
@@ -97,9 +80,9 @@ def row_result(row: str, seq: dict, data: Path, spec, work: Path, args) -> dict:
     else:
         arrays, seconds = run_tool(row, data, spec, work, args)
         score = json.loads(str(arrays["config"]))["score"]
-        sign = direction(score)
-        raw = dirtiness(arrays[score], sign)
-        result = judge(seq, raw, dirtiness(arrays["score_med"], sign), arrays["is_clean"])
+        # every score the tool writes is higher = dirtier, and veto/extend leave score_med untouched
+        raw = np.asarray(arrays[score], np.float64)
+        result = judge(seq, raw, np.asarray(arrays["score_med"], np.float64), arrays["is_clean"])
         result["score"] = score
     result["seconds"] = seconds
     result["seconds_per_1k"] = 1000.0 * seconds / len(seq["labels"])
