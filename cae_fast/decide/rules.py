@@ -131,14 +131,21 @@ def mad_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
     tail has frames over any cut, but its bumps are low; a corrupted run's plateau is high)."""
     z = dirty_z(filtered, cfg.detrend, cfg.median_mode)
     name = _z_name(cfg)
-    is_clean, rule = z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}"
+    is_clean, rule = ~over_the_cut(z, cfg.mad_k, cfg.run_peak), f"mad: {name} > {cfg.mad_k:g}"
     if cfg.run_peak > 0:
-        segments, peaks = removed_segments(is_clean, z)
-        for (a, b), peak in zip(segments, peaks, strict=True):
-            if peak <= cfg.run_peak:
-                is_clean[a:b] = True
         rule += f" in runs peaking above {cfg.run_peak:g}"
     return Threshold(float(cfg.mad_k), is_clean, rule, z, name, False)
+
+
+def over_the_cut(z: np.ndarray, cut: float, run_peak: float = 0.0) -> np.ndarray:
+    """Frames with ``z > cut``; with ``run_peak`` > 0, only in the runs of them that peak above it."""
+    over = np.asarray(z) > cut
+    if run_peak > 0:
+        segments, peaks = removed_segments(~over, z)
+        for (a, b), peak in zip(segments, peaks, strict=True):
+            if peak <= run_peak:
+                over[a:b] = False
+    return over
 
 
 def contamination_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
