@@ -51,7 +51,7 @@ from cae_fast.decide.postprocess import decide_frames
 from cae_fast.output.evaluate import evaluate, evaluation_series
 from cae_fast.output.export import atomic_write_bytes
 from cae_fast.score.terms import SCORE_NAMES, score_frames
-from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint, load_early, train
+from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint, train
 
 # The raw table's raindrop-only sequences, scored by the first network: the balance of drops (more
 # structure) against wet film (less), which decides which scores work, then one part at a time
@@ -104,12 +104,11 @@ def run_sequence(
             torch.manual_seed(cfg.seed)
             paper = {"trim_k": 0.0, "epoch_frames": None} if label == "paper-exact" else {}
             model, stats = train(data.images, replace(cfg, **paper), out)
-            nets = (model, load_early(out / CHECKPOINT_NAME, torch.device("cpu")) if stats else None)
-            sc = score_frames(nets[0], data.images, cfg, torch.device("cpu"), names, nets[1])
+            sc = score_frames(model, data.images, cfg, torch.device("cpu"), names)
             pool = load_checkpoint(out / CHECKPOINT_NAME).get("pool") if stats else None
             trained_on = None if pool is None else np.isin(np.arange(len(data.images)), pool.numpy())
-            models[trim_k] = (nets, stats, sc, time.perf_counter() - t0, trained_on)
-        nets, stats, sc, seconds, trained_on = models[trim_k]
+            models[trim_k] = (model, stats, sc, time.perf_counter() - t0, trained_on)
+        model, stats, sc, seconds, trained_on = models[trim_k]
         m = judge(sc, data, replace(cfg, **settings), trained_on)
         m["train"] = {"seconds": seconds, "l_rec": stats[-1].l_rec, "frames_last_epoch": stats[-1].frames}
         results[label] = m
@@ -127,7 +126,7 @@ def config_labels(text: str) -> tuple[str, ...]:
     return labels
 
 
-def raw_auc_table(sc: dict[str, np.ndarray], data, nets: tuple, cfg: Config, spec: SynthSpec) -> str:
+def raw_auc_table(sc: dict[str, np.ndarray], data, model, cfg: Config, spec: SynthSpec) -> str:
     cols: dict[str, dict[str, float]] = {}
     for name in SCORE_NAMES:
         s = np.asarray(sc[name], np.float64)
@@ -137,7 +136,7 @@ def raw_auc_table(sc: dict[str, np.ndarray], data, nets: tuple, cfg: Config, spe
         cols.setdefault("all", {})[name] = auc(data.labels, s)
     for column, rain_spec in RAIN_SWEEP:
         rain = generate(replace(spec, kinds=("raindrop",), seed=spec.seed + 7, **rain_spec))
-        rs = score_frames(nets[0], rain.images, cfg, torch.device("cpu"), tuple(SCORE_NAMES), nets[1])
+        rs = score_frames(model, rain.images, cfg, torch.device("cpu"), tuple(SCORE_NAMES))
         for name in SCORE_NAMES:
             s = np.asarray(rs[name], np.float64)
             cols.setdefault(column, {})[name] = auc(rain.labels, s)
@@ -325,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         ).resolved()
         name = f"seed {seed}" + ("" if train_seed == seed else f", training seed {train_seed}")
         tag = f"{seed}" + ("" if train_seed == seed else f"_train{train_seed}")
-        res, (nets, _, sc, _, trained_on), data = run_sequence(spec, cfg, out, configs)
+        res, (model, _, sc, _, trained_on), data = run_sequence(spec, cfg, out, configs)
         n_rows = len(res)
         for label, m in res.items():
             summary.append(summary_row(f"{a.size}², {name}, {label}", m))
@@ -335,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = {} if trained_on is None else {"trained_on": trained_on}
         _save_npz(out / f"scores_{mix}_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **extra, **sc)
         if not a.no_raw:
-            raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, nets, cfg, spec))
+            raw_tables.append(f"{name}:\n\n" + raw_auc_table(sc, data, model, cfg, spec))
         if not a.no_shuffled:
             shuffled = tuple(c for c in configs if c[0] != "paper-exact")
             res_s, (_, _, sc_s, _, trained_s), data_s = run_sequence(

@@ -31,9 +31,9 @@ from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut
 from cae_fast.errors import InputError
 from cae_fast.model.cae import check_image_size
 from cae_fast.model.zoo import hparams_of, rebuild
-from cae_fast.score.terms import ENSEMBLES, SCORE_NAMES, score_frames
+from cae_fast.score.terms import SCORE_NAMES, score_frames
 from cae_fast.train import loop
-from cae_fast.train.loop import EARLY_KEY, load_checkpoint, pick_device
+from cae_fast.train.loop import load_checkpoint, pick_device
 
 __all__ = ["FrameFilter", "NotFittedError", "Segment"]
 
@@ -182,7 +182,6 @@ class FrameFilter:
             for h in history[-1:]:
                 self._say(f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}")
             state = load_checkpoint(Path(tmp) / loop.CHECKPOINT_NAME) if history else {}
-            early = _net(state, EARLY_KEY, device) if cfg.score in ENSEMBLES and EARLY_KEY in state else None
             trained_on = None
             if history:
                 trained_on = np.ones(len(images), bool)
@@ -190,16 +189,14 @@ class FrameFilter:
                     trained_on[:] = False
                     trained_on[state["pool"].numpy()] = True
             needs = postprocess.NEEDS if postprocess.veto_on(cfg) else ()
-            scores = score_frames(
-                model, images, cfg, device, tuple(dict.fromkeys((cfg.score, *needs))), early
-            )
+            scores = score_frames(model, images, cfg, device, tuple(dict.fromkeys((cfg.score, *needs))))
             cut = None
             if cfg.threshold == "best-f1":
                 labels = labels if y is None else _labels(y, len(images))
-                cut = choose_cut(cfg, (model, early), device, scores[cfg.score], labels, None)
+                cut = choose_cut(cfg, model, device, scores[cfg.score], labels, None)
                 cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
             decision = _decide(scores, cfg, trained_on)
-        self.model_, self.early_model_, self.config_ = model, early, cfg
+        self.model_, self.config_ = model, cfg
         self._cut = None if cut is None else cut.to_dict()
         self.decision_scores_, self.scores_ = scores[cfg.score].astype(np.float64), scores
         self.trained_on_, self.frame_names_ = trained_on, names
@@ -259,8 +256,7 @@ class FrameFilter:
         device = next(self.model_.parameters()).device
         with _workspace() as tmp:
             images = _frames(X, cfg, tmp)[0]
-            return score_frames(self.model_, images, cfg, device, tuple(dict.fromkeys((cfg.score, *extra))),
-                                self.early_model_)  # fmt: skip
+            return score_frames(self.model_, images, cfg, device, tuple(dict.fromkeys((cfg.score, *extra))))
 
     def _fitted(self) -> FrameFilter:
         if not hasattr(self, "model_"):
@@ -285,8 +281,6 @@ class FrameFilter:
             "model": _cpu(self.model_.state_dict()),
             "config": self.config_.to_json(),
         }
-        if self.early_model_ is not None:
-            state[EARLY_KEY] = _cpu(self.early_model_.state_dict())
         if self._cut is not None:
             state[CHECKPOINT_KEY] = self._cut
         if hasattr(self, "labels_"):
@@ -315,14 +309,13 @@ class FrameFilter:
         state = load_checkpoint(path)
         cfg = _config_from_json(state.get("config"), path)
         cfg = dataclasses.replace(cfg, progress=False, **({} if device is None else {"device": device}))
+        if cfg.score not in SCORE_NAMES:  # e.g. combo_ens, removed (docs/detection.md, items 7 and 17)
+            raise InputError(path, f"saved with score {cfg.score!r}, which this version does not have")
         if CHECKPOINT_KEY in state:
             cfg = dataclasses.replace(cfg, best_f1_cut=float(state[CHECKPOINT_KEY]["value"]))
         dev = pick_device(cfg.device)
         f = cls(config=cfg)
         f.model_, f.config_, f._cut = _net(state, "model", dev, path), cfg, state.get(CHECKPOINT_KEY)
-        f.early_model_ = (
-            _net(state, EARLY_KEY, dev, path) if EARLY_KEY in state and cfg.score in ENSEMBLES else None
-        )
         for k, v in state.get(_SAVED_KEY, {}).items():
             v = v.numpy() if isinstance(v, torch.Tensor) else v
             setattr(f, k, [Segment(*s) for s in v] if k == "segments_" else v)

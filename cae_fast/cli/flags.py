@@ -232,8 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "their running per-place baseline, for what sits on the lens), 'combo' (max robust z of "
         "ssim_excess, |detail_ratio|, |tile_detail|, local), 'combo_lens' (the larger of combo and lens's "
         "robust z, for frames in order: the trimming judgement's score), 'combo_rss' "
-        "(root-sum-square of the same terms' and lens's positive robust z), 'combo_ens' (combo_rss "
-        f"of the trained network and of the first judgement's, averaged); default {C.SCORE}",
+        f"(root-sum-square of the same terms' and lens's positive robust z); default {C.SCORE}",
     )
     s.add_argument(
         "--median-k",

@@ -35,12 +35,11 @@ from cae_fast.output.export import write_lists, write_result, write_scores_csv
 from cae_fast.output.extremes import extremes_from_model
 from cae_fast.output.outdir import hold
 from cae_fast.output.report import read_train_log, write_report
-from cae_fast.score.terms import ENSEMBLES, score_frames
+from cae_fast.score.terms import score_frames
 from cae_fast.train.loop import (
     CHECKPOINT_NAME,
     LOG_NAME,
     load_checkpoint,
-    load_early,
     load_model,
     pick_device,
     store_in_checkpoint,
@@ -110,20 +109,20 @@ def _run(cfg: Config, say) -> dict:
     labels_file = check_late_inputs(cfg, len(frames))
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
-    model, early, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
+    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
     train_seconds = 0.0 if cfg.score_only else time.perf_counter() - t1
     if not cfg.score_only:
         say(f"training took {train_seconds:.1f} s")
     t2 = time.perf_counter()
     names = tuple(dict.fromkeys(("pcc", "mse", cfg.score, *(veto.NEEDS if veto.veto_on(cfg) else ()))))
-    scores = score_frames(model, frames.images, cfg, device, names, early)
+    scores = score_frames(model, frames.images, cfg, device, names)
     raw = scores[cfg.score]
     labels, kinds = frames.labels, frames.kinds
     if labels_file is not None:  # a user's labels file says nothing about corruption kinds
         labels, kinds = labels_file, None
     cut = None
     if cfg.threshold == "best-f1":
-        cut = choose_cut(cfg, (model, early), device, raw, labels, stored_cut)
+        cut = choose_cut(cfg, model, device, raw, labels, stored_cut)
         cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
         for line in format_cut(cut):
             say(line)
@@ -286,12 +285,10 @@ def left_out_line(
 
 
 def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
-    """The network, the one of its first trimming judgement (``train.load_early``, None without
-    one), and which of ``images`` its last epoch trained on (None when it did not train)."""
+    """The network, and which of ``images`` its last epoch trained on (None when it did not train)."""
     if cfg.score_only:
         say(f"scoring with {cfg.score_only} (no training)")
-        early = load_early(cfg.score_only, device) if cfg.score in ENSEMBLES else None
-        return load_model(cfg.score_only, device), early, None
+        return load_model(cfg.score_only, device), None
     if len(images) < cfg.batch_size:
         raise InputError(
             cfg.train_data or cfg.data or "built-in data",
@@ -319,8 +316,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
         )
     checkpoint = out / CHECKPOINT_NAME if history else Path(cfg.resume) if cfg.resume else None
     if checkpoint is None:  # --epochs 0: nothing was trained on
-        return model, None, None
-    early = load_early(checkpoint, device) if cfg.score in ENSEMBLES else None  # read only if scored
+        return model, None
     pool = load_checkpoint(checkpoint).get("pool")
     if pool is None:
         pool = train_subset(len(images), cfg)
@@ -328,7 +324,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
     if pool is not None:
         trained_on[:] = False
         trained_on[pool.numpy()] = True
-    return model, early, trained_on
+    return model, trained_on
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,17 +64,17 @@ def cut_on(raw: np.ndarray, labels: np.ndarray, cfg: Config, source: str) -> Cut
 
 
 def choose_cut(
-    cfg: Config, nets: tuple[torch.nn.Module, torch.nn.Module | None], device: torch.device, raw: np.ndarray,
+    cfg: Config, model: torch.nn.Module, device: torch.device, raw: np.ndarray,
     labels: np.ndarray | None, stored: dict | None,
 ) -> Cut:  # fmt: skip
-    """The cut for this run, from the first source in the module's list that applies; ``nets`` are
-    the trained network and its early one (``score_frames``); ``stored`` is what the
+    """The cut for this run, from the first source in the module's list that applies; ``model`` is
+    the trained network (it scores ``--val-data``); ``stored`` is what the
     ``--score-only`` checkpoint holds under ``CHECKPOINT_KEY`` (None: nothing)."""
     if cfg.val_data:
         val = load_frames(dataclasses.replace(cfg, data=cfg.val_data))
         if val.labels is None:
             raise InputError(cfg.val_data, "--val-data needs labels (an .npz with 'labels', or builtin:...)")
-        val_raw = score_frames(nets[0], val.images, cfg, device, (cfg.score,), nets[1])[cfg.score]
+        val_raw = score_frames(model, val.images, cfg, device, (cfg.score,))[cfg.score]
         return cut_on(val_raw, val.labels, cfg, f"--val-data {cfg.val_data}")
     if stored is not None:
         cut = Cut(**stored)

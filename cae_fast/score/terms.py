@@ -320,13 +320,10 @@ TERMS: dict[str, tuple[str, ...]] = {
     "combo_lens": ("local", "ssim_excess", "combo", "lens"),
     "combo_rss": ("local", "ssim_excess", "lens"),
 }
-# Scored by two networks, the trained one and the one of the first trimming judgement
-# (train.EARLY_KEY): name -> the single-network score whose robust z's it averages.
-ENSEMBLES: dict[str, str] = {"combo_ens": "combo_rss"}
 # Per-frame scores a user can pick (--score). patch_err and tile_rgb are intermediate maps, and the
 # detail ratios are two-sided (a frame can be too sharp or too soft), so they only enter combo_*.
 INGREDIENTS = frozenset({"patch_err", "tile_rgb", "detail_ratio", "tile_detail"})
-SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED, *ENSEMBLES) if n not in INGREDIENTS)
+SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n not in INGREDIENTS)
 
 
 @torch.no_grad()
@@ -336,33 +333,17 @@ def score_frames(
     cfg: Config,
     device: torch.device,
     names: tuple[str, ...] = ("pcc", "mse"),
-    early: CAE | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores ``names`` for every frame of uint8 ``images`` ``(N, S, S, 3)``: float32 arrays ``(N,)``,
     every one higher = dirtier (``TO_DIRTINESS``).
-
-    ``ENSEMBLES`` average the robust z of their single-network score under ``model`` and under
-    ``early`` (kept as ``<score>_early``); without ``early`` they equal that score of ``model``.
 
     Under torchrun each rank scores its contiguous share of the frames and the per-frame scores
     are all-gathered back in frame order (every rank gets them all) before the scores computed
     over the whole sequence (``COMBINED``) and any median filter. H_ref (``reference_set``) is
     drawn from and encoded on the scored frames, once before the pass, when a score needs it."""
-    unknown = [n for n in names if n not in SCORERS and n not in COMBINED and n not in ENSEMBLES]
+    unknown = [n for n in names if n not in SCORERS and n not in COMBINED]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; known: {', '.join(SCORE_NAMES)}")
-    ens = [n for n in names if n in ENSEMBLES]
-    if ens:
-        single = tuple(ENSEMBLES[n] for n in ens)
-        plain = tuple(n for n in dict.fromkeys((*names, *single)) if n not in ENSEMBLES)
-        out = score_frames(model, images, cfg, device, plain)
-        second = {} if early is None else score_frames(early, images, cfg, device, single)
-        for name, one in zip(ens, single, strict=True):
-            if early is not None:
-                out[f"{one}_early"] = second[one]
-            other = second.get(one, out[one]).astype(np.float64)
-            out[name] = robust_z(out[one].astype(np.float64) + other).astype(np.float32)
-        return out
     wanted = list(names)
     names = tuple(dict.fromkeys(d for n in names for d in (COMBINED[n][0] if n in COMBINED else (n,))))
     scorers = list(dict.fromkeys(SCORERS[n] for n in names))  # each distinct pass once, in order

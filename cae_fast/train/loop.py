@@ -35,11 +35,8 @@ from cae_fast.train.integrity import damaged, seal
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 CHECKPOINT_FORMAT = 1
-# The network as it was at the first trimming judgement, after TRIM_AT[0] epochs on every frame:
-# it has not yet learned the corrupted runs that training on the trusted frames later lets back in
-# (a mud run re-admitted by the second judgement). --score combo_ens averages the two networks'
-# combo_rss; measured not better than the final network alone (docs/detection.md, item 7).
-EARLY_KEY = "early_model"
+# Older checkpoints may also hold "early_model" (the network of the first trimming judgement, for the
+# removed --score combo_ens, measured not better: docs/detection.md, items 7 and 17); loading ignores it.
 
 
 @dataclass
@@ -98,9 +95,8 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
     has_aux = hasattr(model, "aux_loss")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, pool = 0, None  # pool: the frames training may use (None: all of them)
-    early = None  # the network as the first judgement found it (EARLY_KEY says why it is kept)
     if cfg.resume:
-        start, pool, early = _restore(cfg.resume, model, opt, gen)
+        start, pool = _restore(cfg.resume, model, opt, gen)
         if cfg.trim_k <= 0:
             pool = None
         elif pool is not None and (len(pool) == 0 or int(pool.max()) >= n):
@@ -130,8 +126,6 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
             # Early, before the network learns the corruptions; again once it has trained an epoch
             # without the doubtful frames; then fixed (config.TRIM_AT says why). A run resumed from an
             # untrimmed checkpoint past the first judgement is judged at once.
-            if early is None:
-                early = {k: v.detach().clone() for k, v in model.state_dict().items()}
             pool = trusted_frames(model, images, cfg, device)
             if subset is not None:
                 pool = torch.from_numpy(np.intersect1d(pool.numpy(), subset.numpy()))
@@ -207,7 +201,7 @@ def train(images: np.ndarray, cfg: Config, run_dir: str | os.PathLike[str]) -> t
         if main:
             with open(run_dir / LOG_NAME, "a") as f:
                 f.write(json.dumps(asdict(stats)) + "\n")
-            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg, pool, early)
+            save_checkpoint(run_dir / CHECKPOINT_NAME, model, opt, epoch + 1, gen, cfg, pool)
         dist.barrier()
     dist.restore_batchnorm(changed_bn)
     model.eval()
@@ -255,7 +249,6 @@ def save_checkpoint(
     gen: torch.Generator,
     cfg: Config,
     pool: torch.Tensor | None = None,
-    early: dict[str, torch.Tensor] | None = None,
 ) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -268,8 +261,6 @@ def save_checkpoint(
     }
     if pool is not None:
         state["pool"] = pool
-    if early is not None:
-        state[EARLY_KEY] = early
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
     _save_atomic(state, path)
@@ -331,13 +322,6 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
     return _network(load_checkpoint(path), "model", path, device)
 
 
-def load_early(path: str | os.PathLike[str], device: torch.device) -> CAE | None:
-    """The network the checkpoint's first trimming judgement used (``EARLY_KEY``), in eval mode;
-    None when its run had no judgement (``--trim-k 0``, ``--paper``) or predates the key."""
-    state = load_checkpoint(path)
-    return _network(state, EARLY_KEY, path, device) if EARLY_KEY in state else None
-
-
 def _network(state: dict, key: str, path: str | os.PathLike[str], device: torch.device) -> CAE:
     try:
         model = rebuild(state["hparams"])
@@ -358,7 +342,7 @@ def _load_weights(model: torch.nn.Module, weights: dict, path: str | os.PathLike
 
 def _restore(
     path: str, model: CAE, opt: torch.optim.Optimizer, gen: torch.Generator
-) -> tuple[int, torch.Tensor | None, dict[str, torch.Tensor] | None]:
+) -> tuple[int, torch.Tensor | None]:
     state = load_checkpoint(path)
     stored = {"arch": "cae", **state["hparams"]}  # checkpoints from before --arch are CAEs
     if stored != hparams_of(model):
@@ -369,7 +353,7 @@ def _restore(
     gen.set_state(state["rng"]["generator"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return int(state["epoch"]), state.get("pool"), state.get(EARLY_KEY)
+    return int(state["epoch"]), state.get("pool")
 
 
 def _trim_log(path: Path, keep_epochs: int) -> None:
