@@ -69,7 +69,9 @@ class FrameFilter:
         Log what each stage did to the ``"cae_fast"`` logger at INFO level (configure ``logging``
         to see it). Progress bars are the separate setting ``progress``.
     config : Config, optional
-        Start from this ``Config`` instead of the defaults; ``settings`` still override it.
+        Start from this ``Config`` instead of the defaults; ``settings`` still override it. For
+        frames that are all normal (fit on them, then ``decision_function`` on a test set), start
+        from ``Config().normal_training()``, the settings ``--train-data`` implies.
     **settings
         Any ``Config`` field, e.g. ``image_size=96``, ``epochs=2``, ``mad_k=3.0``,
         ``device="cpu"``, ``seed=0``, ``cache_dir="/scratch/cache"``. A field left out takes the

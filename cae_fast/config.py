@@ -140,7 +140,7 @@ class Config:
     kl_warmup: float = KL_WARMUP
     latent_dim: int = LATENT_DIM
     channels: tuple[int, ...] = ENCODER_CHANNELS
-    epochs: int = TRAIN_EPOCHS  # the paper's EPOCHS with --paper and --train-data (cli.py)
+    epochs: int = TRAIN_EPOCHS  # the paper's EPOCHS in the presets paper() and normal_training()
     # Frames per epoch, drawn afresh from the training pool each epoch (None: one pass over the pool,
     # as the paper). Bounds training and the judgement schedule by frames seen, not passes.
     epoch_frames: int | None = EPOCH_FRAMES
@@ -204,6 +204,16 @@ class Config:
             self, score=PAPER_SCORE, threshold=PAPER_THRESHOLD, median_k=PAPER_MEDIAN_KS, trim_k=0.0,
             epochs=EPOCHS, epoch_frames=None, veto=0.0, extend=0.0,
         )  # fmt: skip
+
+    def normal_training(self) -> Config:
+        """This run trained on normal frames only (``--train-data``) and scoring a set of images: the
+        paper's training length (there are no corrupted frames to learn), no trimming, veto or extend
+        (nothing doubtful to leave out, no frames training used among the scored ones), and no filter
+        over the frame index (each image judged on its own). On top of ``paper()`` it keeps the
+        paper's score and threshold."""
+        return dataclasses.replace(
+            self, epochs=EPOCHS, epoch_frames=None, trim_k=0.0, veto=0.0, extend=0.0, median_k=(1,)
+        )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -22,6 +22,7 @@ import cae_fast
 from cae_fast.api import FrameFilter, NotFittedError
 from cae_fast.cli.flags import build_parser, config_from_args
 from cae_fast.cli.main import main as cli_main
+from cae_fast.config import Config
 from cae_fast.errors import InputError
 
 SIZE, N, RUN = 32, 64, (40, 48)
@@ -94,12 +95,16 @@ def test_import_is_cheap_and_exports_the_api():
 @pytest.mark.parametrize(
     ("kwargs", "flags"),
     [({}, []), ({"paper": True}, ["--paper"]), ({"paper": True, "epochs": 3}, ["--paper", "--epochs", "3"]),
-     (FAST, FAST_CLI)],
+     (FAST, FAST_CLI), ({"config": Config().normal_training()}, ["--train-data", "t.npz"]),
+     ({"config": Config().normal_training(), "epochs": 3, "median_k": 5},
+      ["--train-data", "t.npz", "--epochs", "3", "--median-k", "5"]),
+     ({"config": Config().paper().normal_training()}, ["--paper", "--train-data", "t.npz"])],
 )  # fmt: skip
 def test_settings_resolve_as_the_command_line_does(kwargs, flags):
     cli = config_from_args(build_parser().parse_args(["--data", "x.npz", *flags]))
     api = FrameFilter(**kwargs).config
-    own = {"data", "out", "progress", "report", "cache_dir"}  # the API's own: no files, no bars
+    # the API's own: no files, no bars; it fits on the frames it is given (no --train-data path)
+    own = {"data", "train_data", "out", "progress", "report", "cache_dir"}
     assert {k: v for k, v in dataclasses.asdict(api).items() if k not in own} == {
         k: v for k, v in dataclasses.asdict(cli).items() if k not in own
     }

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -325,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The flags whose default a preset (Config.paper, Config.normal_training) changes; given
+# explicitly, they win over it.
+PRESET_FLAGS = ("epochs", "epoch_frames", "trim_k", "median_k", "veto", "extend")
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     out = args.out or str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     if {"contamination": args.contamination, "fixed": args.fixed}.get(args.threshold, 0) is None:
@@ -352,15 +358,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     made_here = next((p for p in (train_data, data) if builtin.is_builtin(p)), None)
     if image_size is None and made_here:  # built-in sets are made at any size: their own default
         image_size = builtin.DEFAULT_SIZE[builtin.parse(made_here).name]
-    # Scored against --train-data (or a built-in labelled set), the data is a set of images, not a
-    # sequence: a filter over the index would blend neighbours, so it is off unless asked for.
-    is_set = bool(train_data) or builtin.is_builtin(data)
-    paper_length = args.paper or bool(train_data)
-    epoch_frames = args.epoch_frames
-    if epoch_frames is None:
-        epoch_frames = 0 if paper_length else C.EPOCH_FRAMES
-    median_k = args.median_k or ((1,) if is_set else C.PAPER_MEDIAN_KS if args.paper else C.MEDIAN_KS)
-    return Config(
+    cfg = Config(
         data=data,
         train_data=train_data,
         val_data=val_data,
@@ -373,10 +371,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         kl_warmup=args.kl_warmup,
         latent_dim=latent_dim,
         channels=channels,
-        # The paper's training length for the published recipe and for a normal --train-data set;
-        # on mixed data it learns the corruptions (config.TRAIN_EPOCHS).
-        epochs=args.epochs if args.epochs is not None else C.EPOCHS if paper_length else C.TRAIN_EPOCHS,
-        epoch_frames=epoch_frames or None,  # 0: one pass over the pool per epoch
         train_frames=args.train_frames,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -385,8 +379,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         rec_loss=args.rec_loss,
         ref_norm=args.ref_norm,
         ref_exclude_self=args.ref_exclude_self,
-        # Trimming guards a mixed, unlabelled training set; the paper and a normal --train-data have none.
-        trim_k=args.trim_k if args.trim_k is not None else 0.0 if args.paper or train_data else C.TRIM_K,
         trim_at=args.trim_at,
         seed=args.seed,
         device=args.device,
@@ -396,14 +388,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
         progress=not args.no_progress,
         score_only=args.score_only,
         score_batch=args.score_batch,
-        median_k=median_k,
         median_mode=args.median_mode,
-        score=C.PAPER_SCORE if args.paper else args.score,
-        threshold=C.PAPER_THRESHOLD if args.paper else args.threshold,
+        score=args.score,
+        threshold=args.threshold,
         delta_margin=args.delta_margin,
-        veto=args.veto if args.veto is not None else 0.0 if args.paper or train_data else C.VETO_C,
-        extend=args.extend if args.extend is not None else 0.0 if args.paper or train_data else C.EXTEND_Z,
         **{k: getattr(args, k) for k in ("mad_k", "run_peak", "contamination", "fixed", "detrend", "labels")},
         report=args.report,
         out=out,
-    ).resolved()
+    )
+    if args.paper:  # overrides --score and --threshold (the flag's help says so)
+        cfg = cfg.paper()
+    if train_data:
+        cfg = cfg.normal_training()
+    elif builtin.is_builtin(data):
+        # A built-in labelled set is a set of images, not a sequence: a filter over the index would
+        # blend neighbours, so it is off unless asked for.
+        cfg = dataclasses.replace(cfg, median_k=(1,))
+    explicit = {k: getattr(args, k) for k in PRESET_FLAGS if getattr(args, k) is not None}
+    if "epoch_frames" in explicit:
+        explicit["epoch_frames"] = explicit["epoch_frames"] or None  # 0: one pass over the pool per epoch
+    return dataclasses.replace(cfg, **explicit).resolved()
