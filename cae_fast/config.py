@@ -79,10 +79,6 @@ SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than
 # --threshold mad: removed beyond k robust standard deviations (1.4826 MAD). 2.25: on the 64 px
 # benchmark (seeds 1-3) 2.5 left 9% of one glare run, 2.0 kept 95.1% of clean frames.
 MAD_K = 2.25
-# A removed run must peak above this robust z (0: off, every frame over MAD_K goes). Candidate,
-# measured in docs/external.md: on clean video a robust-z cut always finds a tail, but its bumps
-# stay low; a corrupted run's filtered score is a high plateau.
-RUN_PEAK = 0.0
 # --veto (ours): a frame flagged by --threshold mad is kept when, seen without the network, it is as
 # sharp and its places as coloured as the frames training used (veto.typicality <= VETO_C robust
 # standard deviations). Much of the rare clean scenery the trimming left out passes that check,
@@ -172,7 +168,6 @@ class Config:
     threshold: str = THRESHOLD
     delta_margin: float = DELTA_MARGIN
     mad_k: float = MAD_K
-    run_peak: float = RUN_PEAK  # --threshold mad: a removed run must peak above this robust z (0: off)
     veto: float = VETO_C  # 0 = off
     extend: float = EXTEND_Z  # 0 = off
     contamination: float | None = None  # --threshold contamination: fraction removed

@@ -272,12 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--mad-k", type=T.nonnegative_float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes"
     )
     s.add_argument(
-        "--run-peak",
-        type=float,
-        default=C.RUN_PEAK,
-        help="'mad': a run of frames over --mad-k goes only when it peaks above this robust z (0 = off)",
-    )
-    s.add_argument(
         "--veto",
         type=T.nonnegative_float,
         metavar="C",
@@ -392,7 +386,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         score=args.score,
         threshold=args.threshold,
         delta_margin=args.delta_margin,
-        **{k: getattr(args, k) for k in ("mad_k", "run_peak", "contamination", "fixed", "detrend", "labels")},
+        **{k: getattr(args, k) for k in ("mad_k", "contamination", "fixed", "detrend", "labels")},
         report=args.report,
         out=out,
     )

@@ -126,26 +126,10 @@ def _z_name(cfg: Config) -> str:
 
 
 def mad_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
-    """Removed when the robust z exceeds ``cfg.mad_k`` (= k MADs * 1.4826); with ``cfg.run_peak`` > 0,
-    only the runs over ``mad_k`` whose peak exceeds ``run_peak`` (hysteresis: a clean sequence's
-    tail has frames over any cut, but its bumps are low; a corrupted run's plateau is high)."""
+    """Removed when the robust z exceeds ``cfg.mad_k`` (= k MADs * 1.4826)."""
     z = dirty_z(filtered, cfg.detrend, cfg.median_mode)
     name = _z_name(cfg)
-    is_clean, rule = ~over_the_cut(z, cfg.mad_k, cfg.run_peak), f"mad: {name} > {cfg.mad_k:g}"
-    if cfg.run_peak > 0:
-        rule += f" in runs peaking above {cfg.run_peak:g}"
-    return Threshold(float(cfg.mad_k), is_clean, rule, z, name, False)
-
-
-def over_the_cut(z: np.ndarray, cut: float, run_peak: float = 0.0) -> np.ndarray:
-    """Frames with ``z > cut``; with ``run_peak`` > 0, only in the runs of them that peak above it."""
-    over = np.asarray(z) > cut
-    if run_peak > 0:
-        segments, peaks = removed_segments(~over, z)
-        for (a, b), peak in zip(segments, peaks, strict=True):
-            if peak <= run_peak:
-                over[a:b] = False
-    return over
+    return Threshold(float(cfg.mad_k), z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}", z, name, False)
 
 
 def contamination_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from cae_fast import dist
 from cae_fast.config import TRIM_SCORE, Config
 from cae_fast.data import FrameDataset, collate_batch, to_float
-from cae_fast.decide.rules import below_median_z, dirty_z, over_the_cut
+from cae_fast.decide.rules import below_median_z, dirty_z
 from cae_fast.errors import InputError
 from cae_fast.model.cae import CAE
 from cae_fast.model.encode import autocast_for, encode_frames
@@ -235,7 +235,7 @@ def trusted_frames(model: CAE, images: np.ndarray, cfg: Config, device: torch.de
     # The statistic alone, from the run's filter lengths only: the user's cut settings
     # (--threshold, --detrend) say how to decide the final removal, not who trains.
     z = below_median_z(dirty_z([median_filter_1d(raw, k, cfg.median_mode) for k in ks]))
-    keep = np.flatnonzero(~over_the_cut(z, cfg.trim_k, cfg.run_peak))  # the removal cut's hysteresis too
+    keep = np.flatnonzero(z <= cfg.trim_k)
     if 2 * len(keep) < len(raw):
         keep = np.sort(np.argsort(z, kind="stable")[: (len(raw) + 1) // 2])
     return torch.from_numpy(keep.astype(np.int64))
