@@ -268,8 +268,7 @@ def _readme_api_block() -> str | None:
 
 def test_readme_example_runs_as_written(tmp_path, monkeypatch):
     code = _readme_api_block()
-    if code is None:
-        pytest.skip("README has no 'Python API' section with a python block yet")
+    assert code is not None, "README needs a 'Python API' section with a python block"
     # Whatever data paths it names exist, as a tiny sequence in the form the name implies; the
     # names it leaves to the reader's data (``frames``, ``new``) are tiny arrays.
     images, labels = sequence(n=36, run=(24, 30))  # one batch of the default 32, and a few frames

@@ -48,20 +48,6 @@ from cae_fast.train.loop import (
 )
 
 
-def _prepare_out(out: str) -> Path:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise InputError(path, "is a file, not a folder; --out needs a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test{time.time_ns()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(path, f"output folder is not writable ({exc.strerror or exc})") from None
-    return path
-
-
 def _check_size(cfg: Config) -> None:
     try:
         check_image_size(cfg.image_size, cfg.channels)
@@ -93,7 +79,7 @@ def _run(cfg: Config, say) -> dict:
                 f"not --image-size {cfg.image_size}",
             )
     _check_size(cfg)
-    out = _prepare_out(cfg.out)
+    out = Path(cfg.out)  # created, locked and checked writable by output.outdir.hold
     t0 = time.perf_counter()
     frames = _load(cfg)
     source = frames.description or str(cfg.data)
