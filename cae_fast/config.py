@@ -80,7 +80,7 @@ SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than
 # benchmark (seeds 1-3) 2.5 left 9% of one glare run, 2.0 kept 95.1% of clean frames.
 MAD_K = 2.25
 # --veto (ours): a frame flagged by --threshold mad is kept when, seen without the network, it is as
-# sharp and its places as coloured as the frames training used (veto.typicality <= VETO_C robust
+# sharp and its places as coloured as the frames training used (veto.unusualness <= VETO_C robust
 # standard deviations). Much of the rare clean scenery the trimming left out passes that check,
 # almost no corrupted frame of the benchmark does (1.6% of the left-out ones). 1.0 of 1.0/1.25/1.5
 # on 115 saved trainings, then a test written down beforehand: docs/detection.md, item 13.
@@ -88,9 +88,9 @@ MAD_K = 2.25
 # used" and no places).
 VETO_C = 1.0
 # --extend (ours): a removed stretch also takes its neighbours whose robust z exceeds EXTEND_Z when,
-# seen without the network, they are far from ordinary (typicality > EXTEND_GATE): a weak part of a
-# corrupted run (a blur run the network ranks at z 1-2 has typicality 3-5) goes with the run, a clean
-# margin (typicality mostly below 2.5) does not. Chosen on 16 trainings, then a test written down
+# seen without the network, they are far from ordinary (unusualness > EXTEND_GATE): a weak part of a
+# corrupted run (a blur run the network ranks at z 1-2 has unusualness 3-5) goes with the run, a clean
+# margin (unusualness mostly below 2.5) does not. Chosen on 16 trainings, then a test written down
 # beforehand: docs/detection.md, item 14. Off (0) wherever the veto is.
 EXTEND_Z = 1.0
 EXTEND_GATE = 3.0

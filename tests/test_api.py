@@ -153,7 +153,7 @@ def test_trimmed_training_is_the_same_job_too(data, tmp_path):
     )
     with np.load(tmp_path / "run" / "filter_result.npz") as res:
         assert np.array_equal(f.trained_on_, res["trained_on"])
-        assert np.array_equal(f._decision.typicality, res["typicality"])  # measured against trained_on_
+        assert np.array_equal(f._decision.unusualness, res["unusualness"])  # measured against trained_on_
         assert np.array_equal(f.decision_scores_, res[f.config_.score].astype(np.float64))
         assert np.array_equal(f.labels_ == 1, ~res["is_clean"])
     assert not f.trained_on_[RUN[0] : RUN[1]].any()  # the splat run was left out of training

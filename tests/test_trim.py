@@ -154,10 +154,10 @@ def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tin
     a, b = res["segments"][0]  # each printed segment says how much of it the network trained on
     assert f"{b - a:>5d} frames)" in out and f"{np.mean(trained_on[a:b]):.0%} trained on" in out
     # The veto's measure is saved, and no frame it calls ordinary is removed.
-    assert res["typicality"].shape == (n,) and res["is_clean"][res["typicality"] <= VETO_C].all()
+    assert res["unusualness"].shape == (n,) and res["is_clean"][res["unusualness"] <= VETO_C].all()
 
     res, out = run("all", "--epochs", "2", "--trim-k", "0", "--veto", "0", "--extend", "0")
-    assert "typicality" not in res  # neither the veto nor --extend read it
+    assert "unusualness" not in res  # neither the veto nor --extend read it
     assert res["trained_on"].all() and "left out of training" not in out
     res, _ = run("again", "--score-only", str(tmp_path / "trim" / CHECKPOINT_NAME))
     assert "trained_on" not in res  # the checkpoint's frames need not be these

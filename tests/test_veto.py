@@ -10,7 +10,7 @@ import torch
 from cae_fast.cli.flags import build_parser, config_from_args
 from cae_fast.config import EXTEND_GATE, EXTEND_Z, VETO_C, Config
 from cae_fast.data.synth import KINDS, SynthSpec, generate
-from cae_fast.decide.postprocess import NEEDS, apply_veto, decide_frames, extend_runs, typicality
+from cae_fast.decide.postprocess import NEEDS, apply_veto, decide_frames, extend_runs, unusualness
 from cae_fast.decide.rules import decide
 from cae_fast.model.zoo import build_model
 from cae_fast.score.terms import robust_z, score_frames
@@ -23,12 +23,12 @@ def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():
     torch.manual_seed(0)
     net = build_model(cfg).eval()  # untrained: what the veto reads does not involve it
     scores = score_frames(net, data.images, cfg, torch.device("cpu"), NEEDS)
-    r = typicality(scores, data.kinds == -1)
+    r = unusualness(scores, data.kinds == -1)
     assert r.shape == (1200,) and np.isfinite(r).all()
     for j, kind in enumerate(KINDS):
         assert (r[data.kinds == j] <= VETO_C).mean() < 0.02, kind
     assert (r[data.kinds == -1] <= VETO_C).mean() > 0.4
-    np.testing.assert_allclose(typicality({**scores, "tile_rgb": None}, data.kinds == -1), r)  # lens given
+    np.testing.assert_allclose(unusualness({**scores, "tile_rgb": None}, data.kinds == -1), r)  # lens given
 
 
 def _decision(raw: np.ndarray):
@@ -56,8 +56,8 @@ def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
     assert n_kept >= 20 and f"; {n_kept} flagged frame(s) kept" in v.threshold.rule
     assert "--veto" in v.threshold.rule
     assert d.is_clean.sum() < v.is_clean.sum()  # the input decision is left as it was
-    np.testing.assert_array_equal(v.arrays()["typicality"], typical)  # saved in filter_result.npz
-    assert "typicality" not in d.arrays()
+    np.testing.assert_array_equal(v.arrays()["unusualness"], typical)  # saved in filter_result.npz
+    assert "unusualness" not in d.arrays()
 
 
 def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
@@ -71,11 +71,11 @@ def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
     on = decide_frames(scores, replace(cfg, veto=1.0))
     assert not off.is_clean[50:80].any()
     assert on.is_clean[50:80].sum() > off.is_clean[50:80].sum()
-    # typicality is saved whenever it was read: by the veto, by --extend alone, not when neither is on
-    want = typicality(scores)
-    np.testing.assert_array_equal(on.arrays()["typicality"], want)
-    np.testing.assert_array_equal(off.arrays()["typicality"], want)  # --extend on by default
-    assert "typicality" not in decide_frames(scores, replace(cfg, veto=0.0, extend=0.0)).arrays()
+    # unusualness is saved whenever it was read: by the veto, by --extend alone, not when neither is on
+    want = unusualness(scores)
+    np.testing.assert_array_equal(on.arrays()["unusualness"], want)
+    np.testing.assert_array_equal(off.arrays()["unusualness"], want)  # --extend on by default
+    assert "unusualness" not in decide_frames(scores, replace(cfg, veto=0.0, extend=0.0)).arrays()
     pcc = 1 - rng.uniform(0, 0.1, n)
     paper = decide_frames({**scores, "pcc": pcc}, replace(cfg, score="pcc", threshold="paper"))
     assert "--veto" not in paper.threshold.rule

@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=T.nonnegative_float,
         metavar="Z",
         help="'mad': a removed stretch also takes the neighbouring frames above robust z Z that, "
-        f"without the network, are far from ordinary (typicality > {C.EXTEND_GATE:g}; default "
+        f"without the network, are far from ordinary (unusualness > {C.EXTEND_GATE:g}; default "
         f"{C.EXTEND_Z:g}, 0 = off; --paper and --train-data: 0)",
     )
     s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")

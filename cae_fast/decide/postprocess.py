@@ -3,7 +3,7 @@ it looks like the frames training used. Every corruption kind of the benchmark c
 frame is (blur, fog, noise, water) or what colour some place of it has (mud, glare, fog, drops);
 rare but clean scenery (a stretch of pale buildings, trees close by) changes neither, yet the
 network reconstructs it badly, most of all when the trimming judgement left it out of training
-(docs/detection.md, items 5, 10 and 13). ``typicality`` measures both with no model:
+(docs/detection.md, items 5, 10 and 13). ``unusualness`` measures both with no model:
 the log variance of the Laplacian and ``lens``, each in robust z against the frames training used.
 The same measure also completes removed runs (``--extend``, ``extend_runs``): a frame beside a
 removed stretch goes with it when the network ranks it high-ish and it is plainly unusual without
@@ -19,12 +19,12 @@ from cae_fast.config import EXTEND_GATE, Config
 from cae_fast.decide.rules import Decision, Threshold, decide, removed_segments, sanity_warnings
 from cae_fast.score.terms import LAP_EPS, lens, robust_z
 
-# What ``typicality`` reads, for the scoring pass to compute beside the chosen score.
+# What ``unusualness`` reads, for the scoring pass to compute beside the chosen score.
 NEEDS = ("lapvar", "lens")
 
 
 def veto_on(cfg: Config) -> bool:
-    """Whether ``decide_frames`` reads ``typicality`` (the veto, ``--extend`` or both)."""
+    """Whether ``decide_frames`` reads ``unusualness`` (the veto, ``--extend`` or both)."""
     return (cfg.veto > 0 or cfg.extend > 0) and cfg.threshold == "mad"
 
 
@@ -38,17 +38,17 @@ def decide_frames(
     d = decide(raw, cfg.score, cfg)
     if not veto_on(cfg):
         return d
-    typical = typicality(scores, trained_on)
+    typical = unusualness(scores, trained_on)
     if cfg.extend > 0:  # first: the frames it adds are unusual, which the veto never keeps anyway
         d = extend_runs(d, typical, cfg.extend)
     if cfg.veto > 0:
         d = apply_veto(d, typical, cfg.veto)
-    d.typicality = np.asarray(typical)  # saved in the npz whichever of the two read it
+    d.unusualness = np.asarray(typical)  # saved in the npz whichever of the two read it
     d.warnings = sanity_warnings(np.asarray(raw), d, cfg)
     return d
 
 
-def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
+def unusualness(scores: dict[str, np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
     """``(N,)``: how far each frame is from ordinary, without the network: the larger of its
     sharpness robust z (either way: blur and noise both count) and its ``lens`` robust z (higher
     only), both against the frames in ``reference`` (a bool mask; None: all frames). Needs
@@ -65,7 +65,7 @@ def typicality(scores: dict[str, np.ndarray], reference: np.ndarray | None = Non
 
 def extend_runs(d: Decision, typical: np.ndarray, z: float, gate: float = EXTEND_GATE) -> Decision:
     """``d`` with each removed stretch grown over the contiguous frames beside it whose statistic
-    exceeds ``z`` and whose ``typicality`` exceeds ``gate``. Only for a robust-z rule."""
+    exceeds ``z`` and whose ``unusualness`` exceeds ``gate``. Only for a robust-z rule."""
     t = d.threshold
     if t.stat is None or t.in_score_units:
         raise ValueError(f"--extend needs a robust z removed above its cut, not {t.rule}")
@@ -79,7 +79,7 @@ def extend_runs(d: Decision, typical: np.ndarray, z: float, gate: float = EXTEND
     added = grown & ~removed
     if not added.any():
         return d
-    why = f"z > {z:g}, typicality > {gate:g} (--extend)"
+    why = f"z > {z:g}, unusualness > {gate:g} (--extend)"
     rule = f"{t.rule}; {int(added.sum())} frame(s) added beside removed ones: {why}"
     new_t = Threshold(t.delta, ~grown, rule, t.stat, t.stat_name, t.in_score_units)
     segments, peaks = removed_segments(~grown, t.stat)
@@ -87,7 +87,7 @@ def extend_runs(d: Decision, typical: np.ndarray, z: float, gate: float = EXTEND
 
 
 def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:
-    """``d`` with every frame of ``typicality`` <= ``c`` kept. Only for a robust-z rule
+    """``d`` with every frame of ``unusualness`` <= ``c`` kept. Only for a robust-z rule
     (``--threshold mad``)."""
     t = d.threshold
     if t.stat is None or t.in_score_units:
@@ -95,7 +95,7 @@ def apply_veto(d: Decision, typical: np.ndarray, c: float) -> Decision:
     ordinary = np.asarray(typical) <= c
     is_clean = t.is_clean | ordinary
     n_kept = int((ordinary & ~t.is_clean).sum())
-    rule = f"{t.rule}; {n_kept} flagged frame(s) kept: typicality <= {c:g} (--veto)"
+    rule = f"{t.rule}; {n_kept} flagged frame(s) kept: unusualness <= {c:g} (--veto)"
     new_t = Threshold(t.delta, is_clean, rule, t.stat, t.stat_name, t.in_score_units)
     segments, peaks = removed_segments(is_clean, t.stat)
     return Decision(d.score, d.ks, d.score_med, new_t, segments, peaks, list(d.warnings), np.asarray(typical))

@@ -207,7 +207,7 @@ class Decision:
     segments: np.ndarray  # (S, 2) int64 [start, end) of removed runs
     segment_peak: np.ndarray  # (S,) peak of the thresholded statistic in each run
     warnings: list[str] = field(default_factory=list)
-    typicality: np.ndarray | None = None  # (N,) the veto's measure, when applied (decide.postprocess)
+    unusualness: np.ndarray | None = None  # (N,) the veto's measure, when applied (decide.postprocess)
 
     @property
     def stat(self) -> np.ndarray:
@@ -228,7 +228,7 @@ class Decision:
             "segments": self.segments,
             "segment_peak": self.segment_peak,
             "warnings": np.asarray(self.warnings, dtype=str).reshape(-1),
-            **({} if self.typicality is None else {"typicality": self.typicality}),
+            **({} if self.unusualness is None else {"unusualness": self.unusualness}),
         }
 
 
