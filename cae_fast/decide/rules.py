@@ -20,9 +20,10 @@ With several filter lengths the z-based rules take, per frame, the largest z ove
 short filter keeps short runs that a long one erases); ``paper`` and ``fixed``, which cut in the
 score's own units, take the largest filtered value over the scales.
 
-The paper rule's fixed offset can lie outside the whole spread of a model's scores, and a score can
-point the wrong way on some corruptions (blur reconstructs *better*); ``decide`` does not keep
-everything silently in those cases but returns warnings for the caller to show.
+The paper rule's fixed offset can lie outside the whole spread of a model's scores; ``decide`` does
+not keep everything silently then but returns a warning for the caller to show. (A score that points
+the wrong way on some corruption, as blur reconstructing *better*, only labels reveal:
+``output.evaluate.direction_warnings``.)
 """
 
 from __future__ import annotations
