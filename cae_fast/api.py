@@ -30,10 +30,10 @@ from cae_fast.data.sources import array_frames
 from cae_fast.decide.best_f1 import CHECKPOINT_KEY
 from cae_fast.errors import InputError
 from cae_fast.model.cae import check_image_size
-from cae_fast.model.zoo import hparams_of, rebuild
+from cae_fast.model.zoo import hparams_of
 from cae_fast.score.terms import SCORE_NAMES, score_frames
 from cae_fast.train import loop
-from cae_fast.train.loop import load_checkpoint, pick_device
+from cae_fast.train.loop import load_checkpoint, network_of, pick_device
 
 __all__ = ["FrameFilter", "NotFittedError", "Segment"]
 
@@ -305,7 +305,7 @@ class FrameFilter:
             cfg = dataclasses.replace(cfg, best_f1_cut=float(state[CHECKPOINT_KEY]["value"]))
         dev = pick_device(cfg.device)
         f = cls(config=cfg)
-        f.model_, f.config_, f._cut = _net(state, "model", dev, path), cfg, state.get(CHECKPOINT_KEY)
+        f.model_, f.config_, f._cut = network_of(state, path, dev), cfg, state.get(CHECKPOINT_KEY)
         for k, v in state.get(_SAVED_KEY, {}).items():
             v = v.numpy() if isinstance(v, torch.Tensor) else v
             setattr(f, k, [Segment(*s) for s in v] if k == "segments_" else v)
@@ -365,15 +365,6 @@ def _labels(y: Any, n: int) -> np.ndarray:
     if y.shape != (n,) or not np.isin(y, (0, 1)).all():
         raise InputError("y", f"expected one label per frame, 0 (clean) or 1 (dirty): shape ({n},)")
     return y.astype(np.uint8)
-
-
-def _net(state: dict, key: str, device: torch.device, path: Any = "checkpoint") -> torch.nn.Module:
-    try:
-        model = rebuild(state["hparams"])
-    except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
-        raise InputError(path, f"cannot rebuild the network ({exc})") from None
-    model.load_state_dict(state[key])
-    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def _cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -38,7 +38,7 @@ from cae_fast.train.loop import (
     CHECKPOINT_NAME,
     LOG_NAME,
     load_checkpoint,
-    load_model,
+    network_of,
     pick_device,
     store_in_checkpoint,
 )
@@ -69,7 +69,7 @@ def run(cfg: Config, say=print) -> dict:
 
 def _run(cfg: Config, say) -> dict:
     device = pick_device(cfg.device)
-    stored_cut = None
+    stored_cut, checkpoint = None, None
     if cfg.score_only:
         checkpoint = load_checkpoint(cfg.score_only)
         hparams, stored_cut = checkpoint["hparams"], checkpoint.get(CHECKPOINT_KEY)
@@ -96,7 +96,7 @@ def _run(cfg: Config, say) -> dict:
     labels_file = check_late_inputs(cfg, len(frames))
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
-    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
+    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say, checkpoint)
     train_seconds = 0.0 if cfg.score_only else time.perf_counter() - t1
     if not cfg.score_only:
         say(f"training took {train_seconds:.1f} s")
@@ -264,11 +264,12 @@ def left_out_line(
     )
 
 
-def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
-    """The network, and which of ``images`` its last epoch trained on (None when it did not train)."""
+def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say, checkpoint: dict | None):
+    """The network, and which of ``images`` its last epoch trained on (None when it did not train);
+    ``checkpoint``: the loaded ``--score-only`` file, whose network ``FrameFilter.load`` builds alike."""
     if cfg.score_only:
         say(f"scoring with {cfg.score_only} (no training)")
-        return load_model(cfg.score_only, device), None
+        return network_of(checkpoint, cfg.score_only, device), None
     trained = fitting.train_network(images, cfg, out, cfg.train_data or cfg.data or "built-in data", _flag)
     history = trained.history
     if not history:
