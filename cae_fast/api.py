@@ -3,8 +3,8 @@
     >>> f = FrameFilter(image_size=96).fit("frames/")     # doctest: +SKIP
     >>> f.decision_scores_, f.threshold_, f.labels_        # doctest: +SKIP
 
-``fit`` runs the same stages as ``python -m cae_fast.run`` on the same settings (train, score,
-decide; ``cae_fast.cli.main.run``), so both give the same scores and the same decision. It prints
+``fit`` and ``python -m cae_fast.run`` share one path (``cae_fast.fitting``: train, score,
+decide), so on the same settings both give the same scores and the same decision. It prints
 nothing and leaves no file behind: training's checkpoint and the frame cache live in a temporary
 folder (unless ``cache_dir`` is given) that is removed when ``fit`` returns; only ``save`` writes.
 """
@@ -23,17 +23,17 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from cae_fast import fitting
 from cae_fast.config import Config
 from cae_fast.data import load_frames
 from cae_fast.data.sources import array_frames
-from cae_fast.decide import postprocess
-from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut
+from cae_fast.decide.best_f1 import CHECKPOINT_KEY
 from cae_fast.errors import InputError
 from cae_fast.model.cae import check_image_size
-from cae_fast.model.zoo import hparams_of, rebuild
+from cae_fast.model.zoo import hparams_of
 from cae_fast.score.terms import SCORE_NAMES, score_frames
 from cae_fast.train import loop
-from cae_fast.train.loop import load_checkpoint, pick_device
+from cae_fast.train.loop import load_checkpoint, network_of, pick_device
 
 __all__ = ["FrameFilter", "NotFittedError", "Segment"]
 
@@ -175,34 +175,20 @@ class FrameFilter:
         with _workspace() as tmp:
             images, labels, names, cfg = _frames(X, cfg, tmp)
             self._say(f"{len(images)} frames, {cfg.image_size}x{cfg.image_size}, device {device}")
-            if len(images) < cfg.batch_size:
-                where = str(X) if isinstance(X, str | os.PathLike) else "frames"
-                raise InputError(
-                    where, f"only {len(images)} frames, fewer than one batch (batch_size {cfg.batch_size})"
-                )
-            model, history = loop.train(images, cfg, tmp)
-            for h in history[-1:]:
+            where = str(X) if isinstance(X, str | os.PathLike) else "frames"
+            trained = fitting.train_network(images, cfg, tmp, where)
+            for h in trained.history[-1:]:
                 self._say(f"epoch {h.epoch}/{cfg.epochs}: L_rec {h.l_rec:.4g}, L_ref {h.l_ref:.4g}")
-            state = load_checkpoint(Path(tmp) / loop.CHECKPOINT_NAME) if history else {}
-            trained_on = None
-            if history:
-                trained_on = np.ones(len(images), bool)
-                if state.get("pool") is not None:
-                    trained_on[:] = False
-                    trained_on[state["pool"].numpy()] = True
-            needs = postprocess.NEEDS if postprocess.veto_on(cfg) else ()
-            scores = score_frames(model, images, cfg, device, tuple(dict.fromkeys((cfg.score, *needs))))
-            cut = None
             if cfg.threshold == "best-f1":
                 labels = labels if y is None else _labels(y, len(images))
-                cut = choose_cut(cfg, model, device, scores[cfg.score], labels, None)
-                cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
-            decision = _decide(scores, cfg, trained_on)
-        self.model_, self.config_ = model, cfg
-        self._cut = None if cut is None else cut.to_dict()
-        self.decision_scores_, self.scores_ = scores[cfg.score].astype(np.float64), scores
-        self.trained_on_, self.frame_names_ = trained_on, names
-        self._set_decision(decision)
+            s = fitting.score_and_decide(
+                trained.model, images, cfg, device, labels=labels, ordinary=trained.trained_on
+            )
+        self.model_, self.config_ = trained.model, s.cfg
+        self._cut = None if s.cut is None else s.cut.to_dict()
+        self.decision_scores_, self.scores_ = s.scores[s.cfg.score].astype(np.float64), s.scores
+        self.trained_on_, self.frame_names_ = trained.trained_on, names
+        self._set_decision(s.decision)
         self._say(f"{self.threshold_rule_}: removed {int(self.labels_.sum())} of {len(self.labels_)} frames")
         for w in self.warnings_:
             warnings.warn(w, UserWarning, stacklevel=2)
@@ -249,8 +235,10 @@ class FrameFilter:
         labels : ndarray of shape (n_frames,) of int
         """
         cfg = self._fitted().config_
-        needs = postprocess.NEEDS if postprocess.veto_on(cfg) else ()
-        d = _decide(self._score(X, needs), cfg, None)
+        device = next(self.model_.parameters()).device
+        with _workspace() as tmp:
+            images = _frames(X, cfg, tmp)[0]
+            d = fitting.score_and_decide(self.model_, images, cfg, device, new_cut=False).decision
         return (~np.asarray(d.is_clean, bool)).astype(np.int64)
 
     def _score(self, X: FramesLike, extra: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -317,7 +305,7 @@ class FrameFilter:
             cfg = dataclasses.replace(cfg, best_f1_cut=float(state[CHECKPOINT_KEY]["value"]))
         dev = pick_device(cfg.device)
         f = cls(config=cfg)
-        f.model_, f.config_, f._cut = _net(state, "model", dev, path), cfg, state.get(CHECKPOINT_KEY)
+        f.model_, f.config_, f._cut = network_of(state, path, dev), cfg, state.get(CHECKPOINT_KEY)
         for k, v in state.get(_SAVED_KEY, {}).items():
             v = v.numpy() if isinstance(v, torch.Tensor) else v
             setattr(f, k, [Segment(*s) for s in v] if k == "segments_" else v)
@@ -354,13 +342,6 @@ def _check_settings(cfg: Config) -> None:
         raise InputError("score", f"unknown score {cfg.score!r}; known: {', '.join(SCORE_NAMES)}")
 
 
-def _decide(scores: dict[str, np.ndarray], cfg: Config, trained_on: np.ndarray | None) -> Any:
-    try:
-        return postprocess.decide_frames(scores, cfg, trained_on)
-    except ValueError as exc:  # a rule that does not fit the score (e.g. fixed on a two-sided one)
-        raise InputError("threshold", str(exc)) from None
-
-
 def _workspace() -> tempfile.TemporaryDirectory:
     # ignore_cleanup_errors: a memmap of the frame cache may still be open (Windows cannot delete it).
     return tempfile.TemporaryDirectory(prefix="cae_fast_", ignore_cleanup_errors=True)
@@ -384,15 +365,6 @@ def _labels(y: Any, n: int) -> np.ndarray:
     if y.shape != (n,) or not np.isin(y, (0, 1)).all():
         raise InputError("y", f"expected one label per frame, 0 (clean) or 1 (dirty): shape ({n},)")
     return y.astype(np.uint8)
-
-
-def _net(state: dict, key: str, device: torch.device, path: Any = "checkpoint") -> torch.nn.Module:
-    try:
-        model = rebuild(state["hparams"])
-    except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
-        raise InputError(path, f"cannot rebuild the network ({exc})") from None
-    model.load_state_dict(state[key])
-    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def _cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

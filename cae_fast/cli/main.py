@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cae_fast import dist, ops
+from cae_fast import dist, fitting, ops
 from cae_fast.cli.flags import build_parser, config_from_args
 from cae_fast.cli.preflight import check_late_inputs
 from cae_fast.config import DELTA_MARGIN, PAPER_MEDIAN_KS, Config
 from cae_fast.data import Frames, check_same_size, default_cache_dir, load_frames
-from cae_fast.decide import postprocess as veto
-from cae_fast.decide.best_f1 import CHECKPOINT_KEY, choose_cut, format_cut
+from cae_fast.decide.best_f1 import CHECKPOINT_KEY, format_cut
 from cae_fast.decide.rules import Decision, filtered, format_decision, format_segments, paper_view
 from cae_fast.errors import InputError
 from cae_fast.model.cae import check_image_size
@@ -35,17 +34,19 @@ from cae_fast.output.export import write_lists, write_result, write_scores_csv
 from cae_fast.output.extremes import extremes_from_model
 from cae_fast.output.outdir import hold
 from cae_fast.output.report import read_train_log, write_report
-from cae_fast.score.terms import score_frames
 from cae_fast.train.loop import (
     CHECKPOINT_NAME,
     LOG_NAME,
     load_checkpoint,
-    load_model,
+    network_of,
     pick_device,
     store_in_checkpoint,
-    train,
-    train_subset,
 )
+
+
+def _flag(name: str) -> str:
+    """A setting's name as the command line spells it, for ``fitting``'s errors."""
+    return "--" + name.replace("_", "-")
 
 
 def _check_size(cfg: Config) -> None:
@@ -68,7 +69,7 @@ def run(cfg: Config, say=print) -> dict:
 
 def _run(cfg: Config, say) -> dict:
     device = pick_device(cfg.device)
-    stored_cut = None
+    stored_cut, checkpoint = None, None
     if cfg.score_only:
         checkpoint = load_checkpoint(cfg.score_only)
         hparams, stored_cut = checkpoint["hparams"], checkpoint.get(CHECKPOINT_KEY)
@@ -95,28 +96,21 @@ def _run(cfg: Config, say) -> dict:
     labels_file = check_late_inputs(cfg, len(frames))
     train_frames = _training_frames(cfg, frames, say)
     t1 = time.perf_counter()
-    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say)
+    model, trained_on = _trained_model(cfg, train_frames.images, out, device, say, checkpoint)
     train_seconds = 0.0 if cfg.score_only else time.perf_counter() - t1
     if not cfg.score_only:
         say(f"training took {train_seconds:.1f} s")
     t2 = time.perf_counter()
-    names = tuple(dict.fromkeys(("pcc", "mse", cfg.score, *(veto.NEEDS if veto.veto_on(cfg) else ()))))
-    scores = score_frames(model, frames.images, cfg, device, names)
-    raw = scores[cfg.score]
     labels, kinds = frames.labels, frames.kinds
     if labels_file is not None:  # a user's labels file says nothing about corruption kinds
         labels, kinds = labels_file, None
-    cut = None
-    if cfg.threshold == "best-f1":
-        cut = choose_cut(cfg, model, device, raw, labels, stored_cut)
-        cfg = dataclasses.replace(cfg, best_f1_cut=cut.value)
-        for line in format_cut(cut):
-            say(line)
-    try:
-        ordinary = trained_on if trained_on is not None and train_frames is frames else None
-        decision = veto.decide_frames(scores, cfg, ordinary)
-    except ValueError as exc:  # a rule that does not fit the score (e.g. fixed on a two-sided one)
-        raise InputError("--threshold", str(exc)) from None
+    ordinary = trained_on if trained_on is not None and train_frames is frames else None
+    scored = fitting.score_and_decide(model, frames.images, cfg, device, extra=("pcc", "mse"), labels=labels,
+                                      stored_cut=stored_cut, ordinary=ordinary, flag=_flag)  # fmt: skip
+    scores, cut, cfg, decision = scored.scores, scored.cut, scored.cfg, scored.decision
+    raw = scores[cfg.score]
+    for line in format_cut(cut) if cut is not None else ():
+        say(line)
     series = ev.evaluation_series(raw, decision)
     metrics = (
         None if labels is None else ev.evaluate(labels, series, decision.is_clean, kinds, frames.kind_names)
@@ -270,22 +264,14 @@ def left_out_line(
     )
 
 
-def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
-    """The network, and which of ``images`` its last epoch trained on (None when it did not train)."""
+def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say, checkpoint: dict | None):
+    """The network, and which of ``images`` its last epoch trained on (None when it did not train);
+    ``checkpoint``: the loaded ``--score-only`` file, whose network ``FrameFilter.load`` builds alike."""
     if cfg.score_only:
         say(f"scoring with {cfg.score_only} (no training)")
-        return load_model(cfg.score_only, device), None
-    if len(images) < cfg.batch_size:
-        raise InputError(
-            cfg.train_data or cfg.data or "built-in data",
-            f"only {len(images)} frames, fewer than one batch (--batch-size {cfg.batch_size})",
-        )
-    try:
-        model, history = train(images, cfg, out)
-    except OSError as exc:  # the checkpoint or log could not be written
-        raise InputError(exc.filename or out, f"cannot write ({exc.strerror or exc})") from None
-    except FloatingPointError as exc:  # diverged: a setting the user chose, e.g. --lr 1e30
-        raise InputError("--lr", str(exc)) from None
+        return network_of(checkpoint, cfg.score_only, device), None
+    trained = fitting.train_network(images, cfg, out, cfg.train_data or cfg.data or "built-in data", _flag)
+    history = trained.history
     if not history:
         say(
             f"{cfg.resume} has trained --epochs {cfg.epochs} or more: nothing to train, scoring it"
@@ -300,17 +286,7 @@ def _trained_model(cfg: Config, images: np.ndarray, out: Path, device, say):
             + f"{h.frames_per_s:.0f} frames/s"
             + (f", trained on {h.frames} of {n} frames" if h.frames < (n := len(images)) else "")
         )
-    checkpoint = out / CHECKPOINT_NAME if history else Path(cfg.resume) if cfg.resume else None
-    if checkpoint is None:  # --epochs 0: nothing was trained on
-        return model, None
-    pool = load_checkpoint(checkpoint).get("pool")
-    if pool is None:
-        pool = train_subset(len(images), cfg)
-    trained_on = np.ones(len(images), bool)
-    if pool is not None:
-        trained_on[:] = False
-        trained_on[pool.numpy()] = True
-    return model, trained_on
+    return trained.model, trained.trained_on
 
 
 def main(argv: Sequence[str] | None = None) -> int:

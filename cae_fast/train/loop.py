@@ -319,10 +319,12 @@ def _incomplete(state: dict) -> str | None:
 
 def load_model(path: str | os.PathLike[str], device: torch.device) -> CAE:
     """The trained network of a checkpoint, in eval mode (for ``--score-only``)."""
-    return _network(load_checkpoint(path), "model", path, device)
+    return network_of(load_checkpoint(path), path, device)
 
 
-def _network(state: dict, key: str, path: str | os.PathLike[str], device: torch.device) -> CAE:
+def network_of(state: dict, path: str | os.PathLike[str], device: torch.device, key: str = "model") -> CAE:
+    """The network a loaded checkpoint ``state`` stores under ``key``, in eval mode on ``device``
+    (``FrameFilter.load`` and ``--score-only``); ``path`` names the file in errors."""
     try:
         model = rebuild(state["hparams"])
     except (TypeError, ValueError) as exc:  # an architecture or setting this version does not know
