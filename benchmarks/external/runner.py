@@ -31,6 +31,7 @@ PAPER_EPOCHS = 6
 TOOL_ROWS: dict[str, list[str]] = {
     "default": [],
     "paper": ["--paper", "--epochs", "{paper_epochs}"],
+    "shots": ["--shots"],  # the default with shot-aware scoring (docs/external.md)
     "lapvar": ["--score", "lapvar", "--epochs", "0"],  # no model needed: the untrained net is ignored
 }
 ROWS = (*TOOL_ROWS, *peers.PEERS)

@@ -245,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         "at its dirtiest scale: short filters keep short runs that long ones erase",
     )
     s.add_argument(
+        "--shots",
+        action="store_true",
+        help="frames in order: find the cuts between scenes and read every term of the combined scores "
+        "against its own scene's median (ranks far better on edited footage, but removes more of a "
+        "clean-only video; measured, not the default: docs/external.md)",
+    )
+    s.add_argument(
         "--median-mode",
         choices=MEDIAN_MODES,
         default=C.MEDIAN_MODE,
@@ -386,7 +393,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         score=args.score,
         threshold=args.threshold,
         delta_margin=args.delta_margin,
-        **{k: getattr(args, k) for k in ("mad_k", "contamination", "fixed", "detrend", "labels")},
+        **{k: getattr(args, k) for k in ("mad_k", "contamination", "fixed", "detrend", "labels", "shots")},
         report=args.report,
         out=out,
     )

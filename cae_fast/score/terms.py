@@ -24,6 +24,7 @@ from cae_fast.model.encode import encode_frames
 from cae_fast.score.lens import deviation as lens_deviation
 from cae_fast.score.lens import persistence as lens_persistence
 from cae_fast.score.lens import persistent as lens_persistent
+from cae_fast.score.shots import find_shots, shot_relative
 
 
 @dataclass(frozen=True)
@@ -256,12 +257,19 @@ def combo_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
     """
     return np.stack(
         [
-            robust_z(scores["ssim_excess"] if "ssim_excess" in scores else ssim_excess(scores)),
-            np.abs(robust_z(scores["detail_ratio"])),
-            np.abs(robust_z(scores["tile_detail"])),
-            robust_z(scores["local"] if "local" in scores else local(scores)),
+            _z(scores, scores["ssim_excess"] if "ssim_excess" in scores else ssim_excess(scores)),
+            np.abs(_z(scores, scores["detail_ratio"])),
+            np.abs(_z(scores, scores["tile_detail"])),
+            _z(scores, scores["local"] if "local" in scores else local(scores)),
         ]
     )
+
+
+def _z(scores: dict[str, np.ndarray], term: np.ndarray) -> np.ndarray:
+    """A term's robust z over the sequence, read against its own shot's median when the frames are
+    in order (``scores["shot"]``): a scene that is simply more detailed, or reconstructs worse,
+    than the others does not decide the verdict (docs/external.md, "Shot-aware scoring")."""
+    return robust_z(shot_relative(term, scores.get("shot")))
 
 
 def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -284,7 +292,7 @@ def combo_lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     c = scores["combo"] if "combo" in scores else combo(scores)
     if persist <= 1:
         return c
-    return np.maximum(c, robust_z(scores["lens"] if "lens" in scores else lens(scores, persist)))
+    return np.maximum(c, _z(scores, scores["lens"] if "lens" in scores else lens(scores, persist)))
 
 
 def combo_rss(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
@@ -299,7 +307,7 @@ def combo_rss(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     it is left out of ``combo``, which was measured without it. ``persist`` as for ``lens``: a
     ``lens`` already in ``scores`` was computed with the same one (``score_frames``)."""
     z = np.maximum(combo_terms(scores), 0.0)
-    lens_z = robust_z(scores["lens"] if "lens" in scores else lens(scores, persist))
+    lens_z = _z(scores, scores["lens"] if "lens" in scores else lens(scores, persist))
     z = np.concatenate([z, np.maximum(lens_z, 0.0)[None]])
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
@@ -310,7 +318,7 @@ COMBINED: dict[str, tuple[tuple[str, ...], Callable[..., np.ndarray]]] = {
     "local": (("patch_err",), local),
     "lens": (("tile_rgb",), lens),
     "ssim_excess": (("ssim", "lapvar"), ssim_excess),
-    "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err"), combo),
+    "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo),
     "combo_lens": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_lens),
     "combo_rss": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_rss),
 }
@@ -377,6 +385,8 @@ def score_frames(
         _gather_scores(out, n, first, last)
     combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
     persist = {"persist": lens_persistence(cfg.median_k, n)}
+    if cfg.shots and persist["persist"] > 1 and "tile_rgb" in out:  # frames in order only
+        out["shot"] = find_shots(out["tile_rgb"], min_len=persist["persist"])
     opts = {"lens": persist, "combo_lens": persist, "combo_rss": persist}
     for name, (_, fn) in COMBINED.items():  # terms come before the scores built from them
         if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
