@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "convert.h"
 
@@ -20,15 +21,56 @@ CAE_HD void moments_zero(Moments& m) {
   m.n = 0.0; m.sx = 0.0; m.sy = 0.0; m.sxx = 0.0; m.syy = 0.0; m.sxy = 0.0; m.sdd = 0.0;
 }
 
-// dx, dy: the pivot-shifted values; d: the raw difference x - y (for the MSE).
-CAE_HD void moments_add(Moments& m, double dx, double dy, double d) {
+// The per-element step of pcc_mse, the one expression both devices run: the values shifted by
+// the pivot (px, py), the raw difference x - y for the MSE, and their five products, added in the
+// accumulator type A. xv, yv, px, py are already in A (moment_value).
+template <typename A>
+CAE_HD void moment_terms_add(A xv, A yv, A px, A py, A& sx, A& sy, A& sxx, A& syy, A& sxy, A& sdd) {
+  const A dx = xv - px, dy = yv - py, d = xv - yv;
+  sx += dx;
+  sy += dy;
+  sxx += dx * dx;
+  syy += dy * dy;
+  sxy += dx * dy;
+  sdd += d * d;
+}
+
+// Precision: float64 input is summed in double throughout. Any other input is read as float
+// (moment_value) and summed in float over blocks of at most kMomentBlock elements per accumulator
+// (error ~1e-7 relative, the pivot shift keeps terms small), each block then flushed into the
+// double Moments (moments_flush). This halves the arithmetic of an all-double loop, which bounds
+// the CPU kernel, and spares the GPU's FP64 units.
+constexpr int kMomentBlock = 16;
+
+template <typename T>
+using moment_acc_t = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
+
+// A stored value in the accumulator type A: exact, since Half/BFloat16/float all fit a float.
+template <typename A, typename T>
+CAE_HD A moment_value(T v) {
+  return static_cast<A>(to_double(v));
+}
+
+// One element straight into the double Moments: float64 input on the CPU, and on both devices the
+// tail after the last full block.
+CAE_HD void moments_add(Moments& m, double xv, double yv, double px, double py) {
   m.n += 1.0;
-  m.sdd += d * d;
-  m.sx += dx;
-  m.sy += dy;
-  m.sxx += dx * dx;
-  m.syy += dy * dy;
-  m.sxy += dx * dy;
+  moment_terms_add(xv, yv, px, py, m.sx, m.sy, m.sxx, m.syy, m.sxy, m.sdd);
+}
+
+// Adds a block's sums b*, in the accumulator type A, into double sums s* (the CPU keeps these per
+// lane, in arrays, so the flush vectorises).
+template <typename A>
+CAE_HD void moment_sums_flush(double& sx, double& sy, double& sxx, double& syy, double& sxy, double& sdd,
+                              A bx, A by, A bxx, A byy, A bxy, A bdd) {
+  sx += bx; sy += by; sxx += bxx; syy += byy; sxy += bxy; sdd += bdd;
+}
+
+// The same flush into a Moments, for a block of count elements.
+template <typename A>
+CAE_HD void moments_flush(Moments& m, double count, A bx, A by, A bxx, A byy, A bxy, A bdd) {
+  m.n += count;
+  moment_sums_flush(m.sx, m.sy, m.sxx, m.syy, m.sxy, m.sdd, bx, by, bxx, byy, bxy, bdd);
 }
 
 CAE_HD void moments_merge(Moments& a, const Moments& b) {

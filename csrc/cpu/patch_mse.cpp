@@ -1,11 +1,15 @@
 // patch_mse on the CPU: mean squared residual of every patch x patch tile (all channels), the
-// local error map the per-location "local" score is built from. One task per (frame, tile row);
-// the tile sum is common/patch_mse.h's, as on the GPU.
+// local error map the per-location "local" score is built from. One task per (frame, tile row).
+// The row sums are common/patch_mse.h's, added in tile_sq_residual's order as on the GPU, but rows
+// are walked outermost so each image row is read once, left to right (tile by tile was slower:
+// docs/ops.md, "One expression on both devices").
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "../common/checks.h"
 #include "../common/patch_mse.h"
@@ -30,12 +34,19 @@ at::Tensor patch_mse_cpu(const at::Tensor& x_in, const at::Tensor& y_in, int64_t
       using out_t = scalar_t;
       out_t* op = out.mutable_data_ptr<out_t>();
       at::parallel_for(0, b * gh, 1, [&](int64_t t0, int64_t t1) {
+        std::vector<double> acc(static_cast<size_t>(gw));
         for (int64_t t = t0; t < t1; ++t) {
-          const int64_t img = t / gh, gi = t % gh, off = img * c * h * w;
-          for (int64_t gj = 0; gj < gw; ++gj) {
-            const double s = tile_sq_residual(xp + off, yp + off, c, h, w, patch, gi, gj);
-            op[t * gw + gj] = static_cast<out_t>(s / n);
+          const int64_t img = t / gh, gi = t % gh;
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (int64_t ch = 0; ch < c; ++ch) {
+            for (int64_t i = gi * patch; i < (gi + 1) * patch; ++i) {
+              const int64_t row = ((img * c + ch) * h + i) * w;
+              for (int64_t gj = 0; gj < gw; ++gj) {
+                acc[gj] += row_sq_residual(xp + row + gj * patch, yp + row + gj * patch, patch);
+              }
+            }
           }
+          for (int64_t gj = 0; gj < gw; ++gj) op[t * gw + gj] = static_cast<out_t>(acc[gj] / n);
         }
       });
     });

@@ -1,5 +1,6 @@
-// Per-image PCC and MSE on the GPU: one read of x and y, double accumulators (moments.h, the
-// same formulas the CPU kernel runs).
+// Per-image PCC and MSE on the GPU: one read of x and y, the CPU kernel's expression and precision
+// (common/moments.h): each thread is one accumulator, summing blocks of kMomentBlock elements in
+// the input's accumulator type (float unless the input is float64) and flushing each into double.
 //
 // Grid = (B, chunks): a batch of a few huge images and a batch of many small ones both fill the
 // GPU. Each block reduces one chunk of one image to a partial Moments; a second tiny kernel merges
@@ -45,34 +46,42 @@ __global__ void __launch_bounds__(kThreads) pcc_mse_chunks_kernel(
   const scalar_t* xi = x + img * n;
   const scalar_t* yi = y + img * n;
   // Every chunk of an image shifts by the image's first element, so partials merge by addition.
-  const double px = to_double(xi[0]);
-  const double py = to_double(yi[0]);
+  using acc_t = moment_acc_t<scalar_t>;
+  const acc_t px = moment_value<acc_t>(xi[0]);
+  const acc_t py = moment_value<acc_t>(yi[0]);
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_len;
   const int64_t end = begin + chunk_len < n ? begin + chunk_len : n;
 
   Moments m;
   moments_zero(m);
   int64_t k = begin + threadIdx.x;
-  // Issue kUnroll loads before the first use: one outstanding load per thread cannot keep HBM
-  // busy. Elements are still added in the same order as the plain loop.
-  for (; k + (kUnroll - 1) * kThreads < end; k += kUnroll * kThreads) {
-    scalar_t xr[kUnroll], yr[kUnroll];
+  // A block is kMomentBlock elements of this thread: kBlockSteps steps of kUnroll loads each, all
+  // issued before the first use (one outstanding load per thread cannot keep HBM busy).
+  static_assert(kMomentBlock % kUnroll == 0, "a block is whole unrolled steps");
+  constexpr int kBlockSteps = kMomentBlock / kUnroll;
+  constexpr int64_t kBlockSpan = int64_t{kMomentBlock} * kThreads;
+  for (; k + kBlockSpan - kThreads < end; k += kBlockSpan) {
+    acc_t sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, sdd = 0;
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      xr[u] = xi[k + u * kThreads];
-      yr[u] = yi[k + u * kThreads];
-    }
+    for (int s = 0; s < kBlockSteps; ++s) {
+      const int64_t ks = k + int64_t{s} * kUnroll * kThreads;
+      scalar_t xr[kUnroll], yr[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const double xv = to_double(xr[u]);
-      const double yv = to_double(yr[u]);
-      moments_add(m, xv - px, yv - py, xv - yv);
+      for (int u = 0; u < kUnroll; ++u) {
+        xr[u] = xi[ks + u * kThreads];
+        yr[u] = yi[ks + u * kThreads];
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        moment_terms_add(moment_value<acc_t>(xr[u]), moment_value<acc_t>(yr[u]), px, py, sx, sy, sxx, syy,
+                         sxy, sdd);
+      }
     }
+    moments_flush(m, kMomentBlock, sx, sy, sxx, syy, sxy, sdd);
   }
+  // The tail, fewer than kMomentBlock elements of this thread, straight into double as on the CPU.
   for (; k < end; k += kThreads) {
-    const double xv = to_double(xi[k]);
-    const double yv = to_double(yi[k]);
-    moments_add(m, xv - px, yv - py, xv - yv);
+    moments_add(m, moment_value<acc_t>(xi[k]), moment_value<acc_t>(yi[k]), px, py);
   }
   Moments zero;
   moments_zero(zero);
