@@ -206,7 +206,9 @@ def test_save_load_gives_the_same_scores_and_the_command_line_reads_the_file(fit
 def test_best_f1_cut_from_labels_travels_with_the_saved_file(data, tmp_path):
     """A run the 5-frame median filter keeps intact and a score that separates it: the F1-optimal
     cut removes exactly the labelled frames, and --score-only applies the cut stored by save()."""
-    f = FrameFilter(**FAST, threshold="best-f1", veto=0, extend=0).fit(data["array"], y=data["labels"])
+    f = FrameFilter(**FAST, threshold="best-f1", keep_ordinary=0, grow_runs=0).fit(
+        data["array"], y=data["labels"]
+    )
     assert np.array_equal(f.labels_, data["labels"])
     assert f.threshold_units_ == f"{f.config_.score}_med"  # the cut is in the filtered score's units
     path = f.save(tmp_path / "f1.pt")
@@ -215,7 +217,8 @@ def test_best_f1_cut_from_labels_travels_with_the_saved_file(data, tmp_path):
     out = tmp_path / "rescored"
     argv = [
         "--data", str(tmp_path / "new.npz"), "--score-only", str(path), "--out", str(out), "--threshold",
-        "best-f1", "--median-k", "5", "--veto", "0", "--extend", "0", "--device", "cpu", "--no-progress",
+        "best-f1", "--median-k", "5", "--keep-ordinary", "0", "--grow-runs", "0", "--device", "cpu",
+        "--no-progress",
     ]  # fmt: skip
     assert cli_main(argv) == 0
     with np.load(out / "filter_result.npz") as res:

@@ -26,7 +26,7 @@ against_baseline = detection.against_baseline
 def metrics(aucs, removed, kept):
     return {
         "per_kind": [
-            {"kind": f"k{i}", "roc_auc": {"combo": a}, "removed": r}
+            {"kind": f"k{i}", "roc_auc": {"loudest": a}, "removed": r}
             for i, (a, r) in enumerate(zip(aucs, removed, strict=True))
         ],
         "clean_kept": kept,
