@@ -121,7 +121,7 @@ def test_fit_removes_the_corrupted_run(fitted, data):
     assert removed[y == 1].mean() >= 0.75  # recall on the known run
     assert y[removed].mean() >= 0.75  # what goes is mostly the run
     assert any(s.start <= RUN[0] + 2 and s.end >= RUN[1] - 2 for s in f.segments_)
-    # threshold_ is in the units of threshold_scores_ (the veto may keep a frame above it).
+    # threshold_ is in the units of threshold_scores_ (keep_ordinary may keep a frame above it).
     assert (f.threshold_scores_[removed] > f.threshold_).all() and f.threshold_units_.startswith("robust z")
 
 
@@ -145,7 +145,7 @@ def test_api_and_command_line_are_the_same_job(fitted, data, tmp_path):
 
 def test_trimmed_training_is_the_same_job_too(data, tmp_path):
     """Three epochs: the trimming judges the frames before the third, so training's pool of trusted
-    frames (``trained_on_``) and the veto's idea of ordinary come into play."""
+    frames (``trained_on_``) and keep_ordinary's idea of ordinary come into play."""
     f = FrameFilter(**{**FAST, "epochs": 3}).fit(data["array"])
     assert (
         cli_main(["--data", str(data["npz"]), "--out", str(tmp_path / "run"), *FAST_CLI, "--epochs", "3"])

@@ -28,7 +28,7 @@ def test_robust_z_known_values_and_zero_mad():
     assert np.isfinite(z).all() and z[-1] > 0 and np.all(z[:4] == 0)
 
 
-def test_combo_flags_both_directions_of_detail_and_low_ssim():
+def test_loudest_flags_both_directions_of_detail_and_low_ssim():
     rng = np.random.default_rng(0)
     n = 200
     scores = {
@@ -47,7 +47,7 @@ def test_combo_flags_both_directions_of_detail_and_low_ssim():
     assert set(np.argsort(c)[-5:]) == {10, 20, 30, 40, 50}
 
 
-def test_combo_rss_adds_up_the_evidence_of_several_terms():
+def test_combined_adds_up_the_evidence_of_several_terms():
     rng = np.random.default_rng(1)
     n = 400
     z = {  # unit-normal clean terms, already on a robust-z-like scale
@@ -172,7 +172,7 @@ def test_unknown_score_is_rejected():
         score_frames(model, np.zeros((2, 32, 32, 3), np.uint8), cfg, torch.device("cpu"), ("nope",))
 
 
-def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_frame_ratio():
+def test_lost_detail_tiles_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_frame_ratio():
     from cae_fast.score.terms import Batch, _frame_stats, _lost_detail_tiles
 
     g = torch.Generator().manual_seed(3)
@@ -189,7 +189,7 @@ def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_f
     assert float(tiles[1]) > 2.0  # the median tile lost it: the reconstruction has e^2 x more
 
 
-def test_combo_rss_is_the_same_whether_or_not_lens_was_already_computed():
+def test_combined_is_the_same_whether_or_not_stuck_colour_was_already_computed():
     """The default score's stuck_colour term must not depend on what happens to be in the dict: with the
     sequence's persistence it equals the one score_frames computes beside it."""
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
-"""The ordinary-frame veto: flagged frames that look like the training frames without the network
-are kept; every corruption kind of the benchmark looks unusual to it."""
+"""Keeping ordinary frames (--keep-ordinary): flagged frames that look like the training frames
+without the network are kept; every corruption kind of the benchmark looks unusual to it."""
 
 from dataclasses import replace
 
@@ -21,7 +21,7 @@ def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():
     data = generate(spec)
     cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, progress=False).resolved()
     torch.manual_seed(0)
-    net = build_model(cfg).eval()  # untrained: what the veto reads does not involve it
+    net = build_model(cfg).eval()  # untrained: what keep_ordinary reads does not involve it
     scores = score_frames(net, data.images, cfg, torch.device("cpu"), NEEDS)
     r = unusualness(scores, data.kinds == -1)
     assert r.shape == (1200,) and np.isfinite(r).all()
@@ -36,7 +36,7 @@ def _decision(raw: np.ndarray):
     return decide(raw, "combined", cfg), cfg
 
 
-def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
+def test_keep_ordinary_keeps_ordinary_flagged_frames_and_nothing_else():
     rng = np.random.default_rng(0)
     raw = rng.normal(0, 1, 400)
     raw[100:140] += 8  # a corrupted run
@@ -50,7 +50,7 @@ def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
     np.testing.assert_array_equal(v.is_clean, d.is_clean | ordinary)
     assert not v.is_clean[100:140].any() and v.is_clean[250:270].all()
     assert v.segments.tolist() == [[100, 140]]
-    # the veto changes which frames go, never the scores a ranking is computed on
+    # keep_ordinary changes which frames go, never the scores a ranking is computed on
     assert np.array_equal(v.stat, d.stat) and np.array_equal(v.score_med, d.score_med)
     n_kept = int((~d.is_clean & ordinary).sum())  # the scenery, and any noise frame over the cut
     assert n_kept >= 20 and f"; {n_kept} flagged frame(s) kept" in v.threshold.rule
@@ -60,21 +60,21 @@ def test_the_veto_keeps_ordinary_flagged_frames_and_nothing_else():
     assert "unusualness" not in d.arrays()
 
 
-def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
+def test_decide_frames_keeps_ordinary_frames_only_with_the_mad_rule():
     rng = np.random.default_rng(1)
     n = 300
     scores = {"combined": rng.normal(0, 1, n), "lapvar": np.exp(rng.normal(-5, 0.1, n))}
     scores["stuck_colour"] = rng.normal(0, 1, n)
-    scores["combined"][50:80] += 9  # flagged, but ordinary without the network: the veto keeps it
+    scores["combined"][50:80] += 9  # flagged, but ordinary without the network: keep_ordinary keeps it
     _, cfg = _decision(scores["combined"])
     off = decide_frames(scores, replace(cfg, keep_ordinary=0.0))
     on = decide_frames(scores, replace(cfg, keep_ordinary=1.0))
     assert not off.is_clean[50:80].any()
     assert on.is_clean[50:80].sum() > off.is_clean[50:80].sum()
-    # unusualness is saved whenever it was read: by the veto, by --extend alone, not when neither is on
+    # unusualness is saved whenever it was read: by keep_ordinary, by grow_runs alone, not when neither is on
     want = unusualness(scores)
     np.testing.assert_array_equal(on.arrays()["unusualness"], want)
-    np.testing.assert_array_equal(off.arrays()["unusualness"], want)  # --extend on by default
+    np.testing.assert_array_equal(off.arrays()["unusualness"], want)  # grow_runs on by default
     assert "unusualness" not in decide_frames(scores, replace(cfg, keep_ordinary=0.0, grow_runs=0.0)).arrays()
     pcc = 1 - rng.uniform(0, 0.1, n)
     paper = decide_frames({**scores, "pcc": pcc}, replace(cfg, score="pcc", threshold="paper"))
@@ -83,11 +83,11 @@ def test_decide_frames_applies_the_veto_only_with_the_mad_rule():
         keep_ordinary(paper, np.zeros(n), 1.0)
 
 
-def test_warnings_describe_the_decision_after_the_veto():
+def test_warnings_describe_the_decision_after_keep_ordinary():
     rng = np.random.default_rng(2)
     n = 300
-    # Every flagged frame looks ordinary without the network: the veto keeps them all, and the
-    # warning that nothing was removed must say so rather than describe the cut before the veto.
+    # Every flagged frame looks ordinary without the network: keep_ordinary keeps them all, and the
+    # warning that nothing was removed must say so rather than describe the cut before it.
     scores = {"combined": rng.normal(0, 1, n), "lapvar": np.exp(rng.normal(-5, 0.1, n))}
     scores["stuck_colour"] = np.zeros(n)
     scores["combined"][50:80] += 9
