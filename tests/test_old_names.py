@@ -6,6 +6,7 @@ today's names: it must give the same settings, scores and decision."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,22 @@ def test_a_checkpoint_with_the_old_names_loads_scores_and_resumes_as_with_todays
         float(runs["scored_old"]["delta"])
         == load_checkpoint(trained / CHECKPOINT_NAME)[CHECKPOINT_KEY]["value"]
     )
+
+
+def test_a_new_run_writes_todays_names_and_every_key_is_documented(tmp_path, tiny_npz):
+    """The oracle for the documentation is the run itself: every key of a default run's npz (with
+    labels, the trimming and --keep-ordinary all on) has a row in docs/outputs.md."""
+    out = tmp_path / "run"
+    assert (
+        main(["--data", str(tiny_npz), "--out", str(out), *FAST_FLAGS, "--epochs", "2", "--trim-at", "1"])
+        == 0
+    )
+    with np.load(out / "filter_result.npz") as r:
+        keys = set(r.files)
+    assert {"combined", "stuck_colour", "unusualness", "trained_on"} <= keys
+    assert not keys & set(OLD_SCORES)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "outputs.md").read_text()
+    documented = {
+        k for k in keys if f"`{k}`" in doc or f"`{k.split('_')[0]}_" in doc and k.startswith("eval_")
+    }
+    assert keys - documented == set()
