@@ -10,7 +10,8 @@ frames against all clean frames; below 0.5 the score points the wrong way), the 
 removed and of clean frames kept at its automatic threshold. Configurations:
   - ``paper-exact``: PCC, ``delta = median(PCC_med) - 0.05``, median filter 101, no trimming;
   - ``lapvar``: the no-model blur baseline (variance of the Laplacian) through our filters and cut;
-  - ``default``: the tool's defaults (``combo_rss``, filter 21, robust z > 2.25, trimming, veto).
+  - ``default``: the tool's defaults (``combined``, filter 21, robust z > 2.25, trimming,
+    keep_ordinary, grow_runs).
 The shuffled (non-temporal) variant is a second sequence of the same frames in random order, on
 which a second network is trained with the median filter off (``--median-k 1``), as a user of a
 photo collection would run it. Also: raw per-frame AUC of every score (which score sees which
@@ -68,7 +69,7 @@ CONFIGS = (
     # the published recipe (Config.paper), trained as long as the others to compare like with like
     ("paper-exact", lambda cfg: replace(cfg.paper(), epochs=cfg.epochs)),
     # the no-model baseline as a user would run it
-    ("lapvar", lambda cfg: replace(cfg, score="lapvar", veto=0.0, extend=0.0)),
+    ("lapvar", lambda cfg: replace(cfg, score="lapvar", keep_ordinary=0.0, grow_runs=0.0)),
     ("default", lambda cfg: cfg),
 )
 # --repeats: training seed of repeat r on sequence s is s + REPEAT_STRIDE * r, so repeat 0 is the
@@ -330,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             summary.append(summary_row(f"{a.size}², {name}, {label}", m))
             passes[label].append(f"{name}: {'pass' if meets_acceptance(m) else 'fail'}")
         everything[name] = res
-        # trained_on: the veto's reference, so a saved training can be judged again offline as the tool would.
+        # trained_on: keep_ordinary's reference, so a saved training can be judged again offline as the
+        # tool would.
         extra = {} if trained_on is None else {"trained_on": trained_on}
         _save_npz(out / f"scores_{mix}_seed{tag}.npz", labels=data.labels, kinds=data.kinds, **extra, **sc)
         if not a.no_raw:

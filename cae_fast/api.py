@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from cae_fast import fitting
-from cae_fast.config import Config
+from cae_fast.config import Config, current_names, score_name
 from cae_fast.data import load_frames
 from cae_fast.data.sources import array_frames
 from cae_fast.decide.best_f1 import CHECKPOINT_KEY
@@ -87,8 +87,8 @@ class FrameFilter:
         default ``mad`` rule a robust z of the median-filtered score; for ``paper``, ``fixed``
         and ``best-f1`` the median-filtered score itself.
     threshold_scores_ : ndarray of shape (n_frames,)
-        What ``threshold_`` was compared with, per frame, higher = dirtier. The veto may keep
-        a frame above the cut and ``extend`` add one below it (``threshold_rule_`` says so).
+        What ``threshold_`` was compared with, per frame, higher = dirtier. ``keep_ordinary`` may
+        keep a frame above the cut and ``grow_runs`` add one below it (``threshold_rule_`` says so).
     scores_ : dict of str to ndarray
         Every score the fit computed, the chosen one and its terms (which term flagged a frame),
         each higher = dirtier; not kept by ``save``.
@@ -113,6 +113,7 @@ class FrameFilter:
 
     def __init__(self, *, paper: bool = False, verbose: bool = False, config: Config | None = None,
                  **settings: Any) -> None:  # fmt: skip
+        settings = current_names(settings)  # veto=, score="combo_rss", ...: the names before issue 30
         for name in settings:
             if name not in Config.__dataclass_fields__:
                 raise TypeError(
@@ -146,7 +147,8 @@ class FrameFilter:
         cfg = self.base_config or Config()
         if self.paper:
             cfg = cfg.paper()
-        values = {"progress": False, **{k: _as_field(k, v) for k, v in self.settings.items()}}
+        values = {"progress": False, "score": score_name(cfg.score)}
+        values |= {k: _as_field(k, v) for k, v in self.settings.items()}
         cfg = dataclasses.replace(cfg, **values)
         # Defaults that differ between the demo and user data take the user-data side.
         return dataclasses.replace(cfg, data=cfg.data or "<frames>").resolved()
@@ -228,7 +230,7 @@ class FrameFilter:
         """Labels (1 = remove) for the frames of ``X`` under the fitted rule, as ``--score-only``
         decides: ``mad`` and ``contamination`` cut the robust z over ``X`` at the fitted
         ``mad_k`` / fraction, ``paper`` takes its median from ``X``, ``fixed`` and ``best-f1`` apply
-        ``threshold_`` as it is; the veto compares with all of ``X``.
+        ``threshold_`` as it is; ``keep_ordinary`` compares with all of ``X``.
 
         Returns
         -------
@@ -305,7 +307,9 @@ class FrameFilter:
             cfg = dataclasses.replace(cfg, best_f1_cut=float(state[CHECKPOINT_KEY]["value"]))
         dev = pick_device(cfg.device)
         f = cls(config=cfg)
-        f.model_, f.config_, f._cut = network_of(state, path, dev), cfg, state.get(CHECKPOINT_KEY)
+        cut = state.get(CHECKPOINT_KEY)
+        cut = None if cut is None else {**cut, "score": score_name(cut["score"])}
+        f.model_, f.config_, f._cut = network_of(state, path, dev), cfg, cut
         for k, v in state.get(_SAVED_KEY, {}).items():
             v = v.numpy() if isinstance(v, torch.Tensor) else v
             setattr(f, k, [Segment(*s) for s in v] if k == "segments_" else v)
@@ -372,10 +376,11 @@ def _cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _config_from_json(text: str | None, path: Any) -> Config:
-    """The ``Config`` a checkpoint stores; settings this version no longer has are dropped."""
+    """The ``Config`` a checkpoint stores, old names read as today's (``config.current_names``);
+    settings this version no longer has are dropped."""
     try:
         stored = json.loads(text)
     except (TypeError, ValueError):
         raise InputError(path, "the checkpoint stores no settings") from None
     fields = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: _as_field(k, v) for k, v in stored.items() if k in fields})
+    return Config(**{k: _as_field(k, v) for k, v in current_names(stored).items() if k in fields})

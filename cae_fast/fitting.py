@@ -99,8 +99,8 @@ def score_and_decide(
 ) -> Scored:
     """Score ``images`` (``extra`` scores too, computed first), choose the best-f1 cut from
     ``labels`` (or apply ``stored_cut``; ``new_cut=False``: ``cfg.best_f1_cut`` as it is) and decide;
-    ``ordinary``: the frames training trusted (the veto's idea of an ordinary frame)."""
-    needs = postprocess.NEEDS if postprocess.veto_on(cfg) else ()
+    ``ordinary``: the frames training trusted (``keep_ordinary``'s idea of an ordinary frame)."""
+    needs = postprocess.NEEDS if postprocess.reads_unusualness(cfg) else ()
     scores = score_frames(model, images, cfg, device, tuple(dict.fromkeys((*extra, cfg.score, *needs))))
     cut = None
     if cfg.threshold == "best-f1" and new_cut:

@@ -121,7 +121,7 @@ def test_fit_removes_the_corrupted_run(fitted, data):
     assert removed[y == 1].mean() >= 0.75  # recall on the known run
     assert y[removed].mean() >= 0.75  # what goes is mostly the run
     assert any(s.start <= RUN[0] + 2 and s.end >= RUN[1] - 2 for s in f.segments_)
-    # threshold_ is in the units of threshold_scores_ (the veto may keep a frame above it).
+    # threshold_ is in the units of threshold_scores_ (keep_ordinary may keep a frame above it).
     assert (f.threshold_scores_[removed] > f.threshold_).all() and f.threshold_units_.startswith("robust z")
 
 
@@ -145,7 +145,7 @@ def test_api_and_command_line_are_the_same_job(fitted, data, tmp_path):
 
 def test_trimmed_training_is_the_same_job_too(data, tmp_path):
     """Three epochs: the trimming judges the frames before the third, so training's pool of trusted
-    frames (``trained_on_``) and the veto's idea of ordinary come into play."""
+    frames (``trained_on_``) and keep_ordinary's idea of ordinary come into play."""
     f = FrameFilter(**{**FAST, "epochs": 3}).fit(data["array"])
     assert (
         cli_main(["--data", str(data["npz"]), "--out", str(tmp_path / "run"), *FAST_CLI, "--epochs", "3"])
@@ -206,7 +206,9 @@ def test_save_load_gives_the_same_scores_and_the_command_line_reads_the_file(fit
 def test_best_f1_cut_from_labels_travels_with_the_saved_file(data, tmp_path):
     """A run the 5-frame median filter keeps intact and a score that separates it: the F1-optimal
     cut removes exactly the labelled frames, and --score-only applies the cut stored by save()."""
-    f = FrameFilter(**FAST, threshold="best-f1", veto=0, extend=0).fit(data["array"], y=data["labels"])
+    f = FrameFilter(**FAST, threshold="best-f1", keep_ordinary=0, grow_runs=0).fit(
+        data["array"], y=data["labels"]
+    )
     assert np.array_equal(f.labels_, data["labels"])
     assert f.threshold_units_ == f"{f.config_.score}_med"  # the cut is in the filtered score's units
     path = f.save(tmp_path / "f1.pt")
@@ -215,7 +217,8 @@ def test_best_f1_cut_from_labels_travels_with_the_saved_file(data, tmp_path):
     out = tmp_path / "rescored"
     argv = [
         "--data", str(tmp_path / "new.npz"), "--score-only", str(path), "--out", str(out), "--threshold",
-        "best-f1", "--median-k", "5", "--veto", "0", "--extend", "0", "--device", "cpu", "--no-progress",
+        "best-f1", "--median-k", "5", "--keep-ordinary", "0", "--grow-runs", "0", "--device", "cpu",
+        "--no-progress",
     ]  # fmt: skip
     assert cli_main(argv) == 0
     with np.load(out / "filter_result.npz") as res:

@@ -31,7 +31,7 @@ def both(tmp_path_factory):
 def test_fit_through_the_command_line_and_the_api_is_bit_identical(both):
     f, cli, _ = both
     assert len(f.decision_scores_) == 64 and 0 < f.labels_.sum() < 64  # a real decision, not a trivial one
-    assert not f.trained_on_.all()  # three epochs: the trimming left frames out, so the veto has a say
+    assert not f.trained_on_.all()  # three epochs: the trimming left frames out, so keep_ordinary has a say
     assert np.array_equal(f.decision_scores_, cli[f.config_.score].astype(np.float64))
     assert np.array_equal(f.labels_, (~cli["is_clean"]).astype(np.int64))
     assert f.threshold_ == float(cli["delta"])
@@ -50,5 +50,5 @@ def test_score_only_is_the_api_scoring_the_saved_network(both, tmp_path):
     with np.load(again / "filter_result.npz") as res:
         assert np.array_equal(loaded.decision_function(DATA), res[f.config_.score].astype(np.float64))
         assert np.array_equal(loaded.predict(DATA), (~res["is_clean"]).astype(np.int64))
-    # the network scores its own training frames as the fit did, apart from the veto's trained_on
+    # the network scores its own training frames as the fit did, apart from keep_ordinary's trained_on
     assert np.array_equal(loaded.decision_function(DATA), f.decision_scores_)

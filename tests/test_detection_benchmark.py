@@ -26,7 +26,7 @@ against_baseline = detection.against_baseline
 def metrics(aucs, removed, kept):
     return {
         "per_kind": [
-            {"kind": f"k{i}", "roc_auc": {"combo": a}, "removed": r}
+            {"kind": f"k{i}", "roc_auc": {"loudest": a}, "removed": r}
             for i, (a, r) in enumerate(zip(aucs, removed, strict=True))
         ],
         "clean_kept": kept,
@@ -87,7 +87,7 @@ def test_two_mixes_written_to_one_folder_keep_apart(tmp_path):
     tag = detection.mix_tag(32, 120, bench, (8, 12)) + "_epochs3_latentdim64_mediank21-101"
     scores = np.load(tmp_path / f"scores_{tag}_seed1.npz")
     assert (scores["labels"] == 1).mean() == pytest.approx(bench, abs=0.05)
-    # the frames training drew from after its judgement (epoch 2 of 3): the veto's reference, saved
+    # the frames training drew from after its judgement (epoch 2 of 3): keep_ordinary's reference, saved
     # so that the training can be judged again offline as the tool judges it
     assert scores["trained_on"].shape == (120,) and scores["trained_on"].dtype == bool
     text = (tmp_path / f"detection_{tag}.md").read_text()

@@ -35,11 +35,11 @@ IS_CLEAN = SCORE < 0.5  # removes frames 3, 7, 8, 9: 3 true positives, 1 false p
 
 def test_numbers_are_sklearns_on_fixed_arrays():
     raw = SCORE[::-1].copy()
-    m = evaluate(LABELS, {"combo_med": SCORE, "combo": raw}, IS_CLEAN)
+    m = evaluate(LABELS, {"loudest_med": SCORE, "loudest": raw}, IS_CLEAN)
     pred = (~IS_CLEAN).astype(int)
     assert m["roc_auc"] == pytest.approx(roc_auc_score(LABELS, SCORE))
     assert m["average_precision"] == pytest.approx(average_precision_score(LABELS, SCORE))
-    assert m["ranking"]["combo"]["roc_auc"] == pytest.approx(roc_auc_score(LABELS, raw))
+    assert m["ranking"]["loudest"]["roc_auc"] == pytest.approx(roc_auc_score(LABELS, raw))
     assert m["precision"] == pytest.approx(precision_score(LABELS, pred)) == pytest.approx(3 / 4)
     assert m["recall"] == pytest.approx(recall_score(LABELS, pred)) == pytest.approx(3 / 4)
     assert m["f1"] == pytest.approx(f1_score(LABELS, pred))

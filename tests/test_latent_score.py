@@ -93,13 +93,13 @@ def test_latent_alone_equals_latent_with_other_scores():
     model = _model(cfg)
     alone = score_frames(model, images, cfg, CPU, ("latent",))
     assert set(alone) == {"latent"}
-    together = score_frames(model, images, cfg, CPU, ("pcc", "latent", "combo"))
-    assert {"pcc", "latent", "combo"} <= set(together)
+    together = score_frames(model, images, cfg, CPU, ("pcc", "latent", "loudest"))
+    assert {"pcc", "latent", "loudest"} <= set(together)
     np.testing.assert_array_equal(alone["latent"], together["latent"])
-    without = score_frames(model, images, cfg, CPU, ("pcc", "combo"))
+    without = score_frames(model, images, cfg, CPU, ("pcc", "loudest"))
     assert "latent" not in without
     np.testing.assert_array_equal(without["pcc"], together["pcc"])
-    np.testing.assert_array_equal(without["combo"], together["combo"])
+    np.testing.assert_array_equal(without["loudest"], together["loudest"])
 
 
 def test_cli_score_latent_writes_the_latent_array(tmp_path, tiny_npz):

@@ -1,4 +1,5 @@
-"""The model-free ``lens`` term: a tile's colour distance from its running per-place baseline."""
+"""The model-free ``stuck_colour`` term (``score.lens``): a tile's colour distance from its running
+per-place baseline."""
 
 import numpy as np
 import pytest
@@ -8,9 +9,17 @@ from scipy.ndimage import median_filter
 from cae_fast.config import Config
 from cae_fast.model.zoo import build_model
 from cae_fast.score.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation, persistence, persistent
-from cae_fast.score.terms import LOCAL_GRID, combo, combo_lens, combo_rss, lens, robust_z, score_frames
+from cae_fast.score.terms import (
+    TILE_GRID,
+    combined,
+    loudest,
+    robust_z,
+    score_frames,
+    stuck_colour,
+    trim_score,
+)
 
-SIZE = 4 * LOCAL_GRID  # 4-pixel tiles
+SIZE = 4 * TILE_GRID  # 4-pixel tiles
 
 
 def _drive(n: int, seed: int = 0) -> np.ndarray:
@@ -29,14 +38,14 @@ def _drive(n: int, seed: int = 0) -> np.ndarray:
 
 def _tiles(frames: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(frames).float()
-    return torch.nn.functional.avg_pool2d(x, SIZE // LOCAL_GRID).flatten(1).numpy()
+    return torch.nn.functional.avg_pool2d(x, SIZE // TILE_GRID).flatten(1).numpy()
 
 
 def test_lens_finds_a_splat_fixed_on_the_lens_over_moving_scenery():
     frames = _drive(1500)
     run = np.arange(700, 780)
     frames[run, :, 20:28, 4:12] = np.array([0.2, 0.14, 0.08])[:, None, None]  # mud on the road
-    score = lens({"tile_rgb": _tiles(frames)})
+    score = stuck_colour({"tile_rgb": _tiles(frames)})
     assert score.shape == (1500,)
     clean = np.delete(score, run)
     assert score[run].min() > np.quantile(clean, 0.995)  # every mud frame above the clean tail
@@ -46,9 +55,11 @@ def test_lens_is_a_term_of_the_default_score():
     frames = _drive(600, seed=1)
     frames[300:340, :, 16:24, 8:16] *= 0.3
     s = {"tile_rgb": _tiles(frames)}
-    terms = {name: np.zeros(600) for name in ("ssim_excess", "detail_ratio", "tile_detail", "local")}
-    z = combo_rss({**terms, **s})
-    np.testing.assert_allclose(z, robust_z(np.maximum(robust_z(lens(s)), 0.0)))
+    terms = {
+        name: np.zeros(600) for name in ("added_structure", "lost_detail", "lost_detail_tiles", "bad_tiles")
+    }
+    z = combined({**terms, **s})
+    np.testing.assert_allclose(z, robust_z(np.maximum(robust_z(stuck_colour(s)), 0.0)))
     assert set(np.argsort(z)[-40:]) == set(range(300, 340))
 
 
@@ -69,11 +80,11 @@ def test_baseline_is_the_running_median_held_between_strided_frames():
 
 def test_lens_on_short_and_constant_sequences_is_finite():
     for n in (1, 2, 7):
-        tiles = np.random.default_rng(n).random((n, 3 * LOCAL_GRID**2)).astype(np.float32)
-        assert deviation(tiles).shape == (n, LOCAL_GRID**2)
-        assert np.isfinite(lens({"tile_rgb": tiles})).all()
-    flat = np.full((50, 3 * LOCAL_GRID**2), 0.5, np.float32)
-    np.testing.assert_array_equal(lens({"tile_rgb": flat}), np.zeros(50))
+        tiles = np.random.default_rng(n).random((n, 3 * TILE_GRID**2)).astype(np.float32)
+        assert deviation(tiles).shape == (n, TILE_GRID**2)
+        assert np.isfinite(stuck_colour({"tile_rgb": tiles})).all()
+    flat = np.full((50, 3 * TILE_GRID**2), 0.5, np.float32)
+    np.testing.assert_array_equal(stuck_colour({"tile_rgb": flat}), np.zeros(50))
 
 
 def _passing_objects(frames: np.ndarray, seed: int) -> None:
@@ -93,7 +104,7 @@ def test_persistent_lens_keeps_a_fixed_splat_and_drops_what_passes_by():
     tiles = {"tile_rgb": _tiles(frames)}
     clean = np.setdiff1d(np.arange(1500), run)
     inner = run[10:-10]  # a 21-frame median needs 11 frames of the run on each side
-    every_frame, lasting = lens(tiles), lens(tiles, persist=21)
+    every_frame, lasting = stuck_colour(tiles), stuck_colour(tiles, persist=21)
     # Frame by frame, the cars going by look as unusual as the mud ...
     assert every_frame[inner].min() < np.quantile(every_frame[clean], 0.99)
     # ... kept only where it lasts, the mud stands above every clean frame.
@@ -116,8 +127,10 @@ def test_score_frames_keeps_lens_deviations_as_long_as_the_shortest_filter(media
     torch.manual_seed(0)
     model = build_model(cfg.resolved()).eval()
     images = (np.random.default_rng(6).random((40, 32, 32, 3)) * 255).astype(np.uint8)
-    got = score_frames(model, images, cfg.resolved(), torch.device("cpu"), ("lens", "tile_rgb"))
-    np.testing.assert_allclose(got["lens"], lens({"tile_rgb": got["tile_rgb"]}, persist=persist), rtol=1e-6)
+    got = score_frames(model, images, cfg.resolved(), torch.device("cpu"), ("stuck_colour", "tile_rgb"))
+    np.testing.assert_allclose(
+        got["stuck_colour"], stuck_colour({"tile_rgb": got["tile_rgb"]}, persist=persist), rtol=1e-6
+    )
 
 
 def test_the_trimming_score_adds_a_lasting_splat_the_network_terms_miss():
@@ -127,11 +140,14 @@ def test_the_trimming_score_adds_a_lasting_splat_the_network_terms_miss():
     frames[run, :, 20:28, 4:12] = np.array([0.25, 0.2, 0.12])[:, None, None]
     rng = np.random.default_rng(9)
     # the network reproduces the splat: its terms are noise, the run no louder than any frame
-    scores = {name: rng.normal(size=600) for name in ("ssim_excess", "detail_ratio", "tile_detail", "local")}
+    scores = {
+        name: rng.normal(size=600)
+        for name in ("added_structure", "lost_detail", "lost_detail_tiles", "bad_tiles")
+    }
     scores["tile_rgb"] = _tiles(frames)
-    net, both = combo(scores), combo_lens(scores, persist=21)
-    np.testing.assert_allclose(both, np.maximum(net, robust_z(lens(scores, persist=21))))
+    net, both = loudest(scores), trim_score(scores, persist=21)
+    np.testing.assert_allclose(both, np.maximum(net, robust_z(stuck_colour(scores, persist=21))))
     inner = run[10:-10]
     assert np.median(net[inner]) < 2.0 < both[inner].min()  # the splat now leaves training (item 20)
-    # frames not in order (--median-k 1): combo alone, as measured without lens (docs item 13)
-    np.testing.assert_array_equal(combo_lens(scores, persist=1), net)
+    # frames not in order (--median-k 1): loudest alone, as measured without stuck_colour (docs item 13)
+    np.testing.assert_array_equal(trim_score(scores, persist=1), net)

@@ -57,7 +57,7 @@ def test_an_old_checkpoint_scores_and_resumes_as_without_its_early_network(tmp_p
         runs[f"api_{name}"] = f.decision_function(images)
         model, _ = train(images, _cfg(resume=ckpt), tmp_path / f"resumed_{name}")
         runs[f"resumed_{name}"] = model.state_dict()
-    for key in ("combo_rss", "pcc", "is_clean"):
+    for key in ("combined", "pcc", "is_clean"):
         np.testing.assert_array_equal(runs["new"][key], runs["old"][key])
     np.testing.assert_array_equal(runs["api_new"], runs["api_old"])
     for k, v in runs["resumed_new"].items():

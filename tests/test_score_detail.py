@@ -8,14 +8,14 @@ from cae_fast.config import Config
 from cae_fast.model.cae import CAE
 from cae_fast.score.terms import (
     COMBINED,
-    LOCAL_GRID,
     SCORE_NAMES,
-    combo,
-    combo_rss,
-    local,
+    TILE_GRID,
+    added_structure,
+    bad_tiles,
+    combined,
+    loudest,
     robust_z,
     score_frames,
-    ssim_excess,
 )
 
 
@@ -28,56 +28,56 @@ def test_robust_z_known_values_and_zero_mad():
     assert np.isfinite(z).all() and z[-1] > 0 and np.all(z[:4] == 0)
 
 
-def test_combo_flags_both_directions_of_detail_and_low_ssim():
+def test_loudest_flags_both_directions_of_detail_and_low_ssim():
     rng = np.random.default_rng(0)
     n = 200
     scores = {
         "ssim": 0.9 + 0.01 * rng.standard_normal(n),
         "lapvar": np.exp(0.2 * rng.standard_normal(n)) * 1e-3,
-        "detail_ratio": 0.01 * rng.standard_normal(n),
-        "tile_detail": 0.01 * rng.standard_normal(n),
+        "lost_detail": 0.01 * rng.standard_normal(n),
+        "lost_detail_tiles": 0.01 * rng.standard_normal(n),
         "patch_err": np.exp(0.1 * rng.standard_normal((n, 16))) * 1e-3,
     }
-    scores["detail_ratio"][10] = 0.5  # lost detail (blur)
-    scores["detail_ratio"][20] = -0.5  # gained detail (drops, noise)
+    scores["lost_detail"][10] = 0.5  # lost detail (blur)
+    scores["lost_detail"][20] = -0.5  # gained detail (drops, noise)
     scores["ssim"][30] = 0.5  # structure the model cannot reproduce
     scores["patch_err"][40, 3:6] = 0.05  # a few tiles covered (mud)
-    scores["tile_detail"][50] = 0.5  # most tiles lost detail, a few gained it (a wet lens with drops)
-    c = combo(scores)
+    scores["lost_detail_tiles"][50] = 0.5  # most tiles lost detail, a few gained it (a wet lens with drops)
+    c = loudest(scores)
     assert set(np.argsort(c)[-5:]) == {10, 20, 30, 40, 50}
 
 
-def test_combo_rss_adds_up_the_evidence_of_several_terms():
+def test_combined_adds_up_the_evidence_of_several_terms():
     rng = np.random.default_rng(1)
     n = 400
     z = {  # unit-normal clean terms, already on a robust-z-like scale
-        "ssim_excess": rng.standard_normal(n),
-        "detail_ratio": rng.standard_normal(n),
-        "tile_detail": rng.standard_normal(n),
-        "local": rng.standard_normal(n),
-        "lens": rng.standard_normal(n),
+        "added_structure": rng.standard_normal(n),
+        "lost_detail": rng.standard_normal(n),
+        "lost_detail_tiles": rng.standard_normal(n),
+        "bad_tiles": rng.standard_normal(n),
+        "stuck_colour": rng.standard_normal(n),
         "ssim": np.full(n, 0.9),
         "lapvar": np.full(n, 1e-3),
     }
-    z["ssim_excess"][7], z["local"][7] = 2.5, 2.5  # two failure modes part of the way (weak drops)
-    z["ssim_excess"][9], z["local"][9] = 3.0, 0.0  # one, somewhat louder (an odd clean frame)
-    for name in ("detail_ratio", "tile_detail", "lens"):
+    z["added_structure"][7], z["bad_tiles"][7] = 2.5, 2.5  # two failure modes part of the way (weak drops)
+    z["added_structure"][9], z["bad_tiles"][9] = 3.0, 0.0  # one, somewhat louder (an odd clean frame)
+    for name in ("lost_detail", "lost_detail_tiles", "stuck_colour"):
         z[name][[7, 9]] = np.median(z[name])  # neither frame off in detail or on the lens
-    both, one = combo_rss(z), combo(z)
+    both, one = combined(z), loudest(z)
     assert one[9] > one[7]  # the loudest term alone prefers the single loud one
     assert both[7] > both[9]  # summed evidence prefers the frame that is off on two counts
     # the definition, written out: root-sum-square of the positive oriented robust z's, re-standardised
     terms = np.stack(
         [
-            robust_z(z["ssim_excess"]),
-            np.abs(robust_z(z["detail_ratio"])),
-            np.abs(robust_z(z["tile_detail"])),
-            robust_z(z["local"]),
+            robust_z(z["added_structure"]),
+            np.abs(robust_z(z["lost_detail"])),
+            np.abs(robust_z(z["lost_detail_tiles"])),
+            robust_z(z["bad_tiles"]),
         ]
     )
-    with_lens = np.concatenate([terms, robust_z(z["lens"])[None]])
+    with_lens = np.concatenate([terms, robust_z(z["stuck_colour"])[None]])
     np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(with_lens, 0, None) ** 2).sum(0))))
-    np.testing.assert_allclose(one, terms.max(0))  # combo, the judgement's score, leaves lens out
+    np.testing.assert_allclose(one, terms.max(0))  # loudest, the judgement's score, leaves stuck_colour out
 
 
 def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -88,12 +88,12 @@ def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
     return {"ssim": 1.0 - np.exp(log_err), "lapvar": np.exp(log_detail)}
 
 
-def test_ssim_excess_removes_the_detail_trend_and_keeps_the_corrupted_frames():
+def test_added_structure_removes_the_detail_trend_and_keeps_the_corrupted_frames():
     s = _detail_and_ssim(400, 3)
     busiest = int(np.argmax(s["lapvar"]))  # clean, but with the worst 1 - SSIM of the clean frames
     dirty = np.array([10, 11, 12])
     s["ssim"][dirty] = 1.0 - (1.0 - s["ssim"][dirty]) * np.exp(0.6)  # 0.6 in log worse than the trend
-    plain, excess = robust_z(1.0 - s["ssim"]), robust_z(ssim_excess(s))
+    plain, excess = robust_z(1.0 - s["ssim"]), robust_z(added_structure(s))
     assert plain[busiest] > 2.0  # plain 1 - SSIM flags the busy clean frame ...
     assert excess[busiest] < 2.0  # ... the excess over the trend does not
     assert np.all(excess[dirty] > 5.0)
@@ -101,17 +101,17 @@ def test_ssim_excess_removes_the_detail_trend_and_keeps_the_corrupted_frames():
     # the fit is robust: a corrupted fifth of the frames does not bend it towards them
     bad = np.arange(0, 400, 5)
     s["ssim"][bad] = 1.0 - (1.0 - s["ssim"][bad]) * np.exp(0.6)
-    z = robust_z(ssim_excess(s))
+    z = robust_z(added_structure(s))
     assert np.median(z[bad]) > 5.0 and np.median(np.abs(np.delete(z, bad))) < 1.0
 
 
-def test_ssim_excess_without_spread_of_detail_is_the_centred_log_error():
+def test_added_structure_without_spread_of_detail_is_the_centred_log_error():
     s = {"ssim": np.array([0.9, 0.8, 0.95, 0.7]), "lapvar": np.full(4, 1e-3)}
     y = np.log(1.0 - s["ssim"] + 1e-6)
-    np.testing.assert_allclose(ssim_excess(s), y - np.median(y))
+    np.testing.assert_allclose(added_structure(s), y - np.median(y))
     flat = _detail_and_ssim(50, 4)
     flat["lapvar"][:] = 2e-3
-    assert np.isfinite(ssim_excess(flat)).all()
+    assert np.isfinite(added_structure(flat)).all()
 
 
 def test_local_is_relative_to_each_tile_position():
@@ -120,7 +120,7 @@ def test_local_is_relative_to_each_tile_position():
     # tile 0 always reconstructs 100x worse than tile 1 (sky vs road): that alone is not anomalous
     e = np.exp(0.1 * rng.standard_normal((n, 2))) * np.array([1e-2, 1e-4])
     e[7, 1] = 1e-3  # 10x worse than usual *for tile 1*, still 10x better than tile 0 always is
-    s = local({"patch_err": e})
+    s = bad_tiles({"patch_err": e})
     assert np.argmax(s) == 7
 
 
@@ -130,20 +130,20 @@ def test_score_frames_computes_every_score_in_one_pass():
     cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, score_batch=5)
     model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
     out = score_frames(model, images, cfg, torch.device("cpu"), SCORE_NAMES)
-    assert set(out) == set(SCORE_NAMES) | {"patch_err", "tile_rgb", "detail_ratio", "tile_detail"}
-    assert out.pop("patch_err").shape == (12, LOCAL_GRID**2)
+    assert set(out) == set(SCORE_NAMES) | {"patch_err", "tile_rgb", "lost_detail", "lost_detail_tiles"}
+    assert out.pop("patch_err").shape == (12, TILE_GRID**2)
     tiles = out.pop("tile_rgb")  # channel-major tile colour means of the input frames, 0-1
-    want = images.reshape(12, LOCAL_GRID, 4, LOCAL_GRID, 4, 3).mean(axis=(2, 4)).transpose(0, 3, 1, 2) / 255.0
+    want = images.reshape(12, TILE_GRID, 4, TILE_GRID, 4, 3).mean(axis=(2, 4)).transpose(0, 3, 1, 2) / 255.0
     np.testing.assert_allclose(tiles, want.reshape(12, -1), atol=1e-6)
     for name, v in out.items():
         assert v.shape == (12,) and v.dtype == np.float32 and np.isfinite(v).all(), name
-    np.testing.assert_allclose(out["combo"], combo(out), rtol=1e-5)
-    np.testing.assert_allclose(out["combo_rss"], combo_rss(out), rtol=1e-5)
-    only = score_frames(model, images, cfg, torch.device("cpu"), ("combo",))
-    assert set(only) >= {"combo"} and set(COMBINED["combo"][0]) <= set(only)
-    np.testing.assert_allclose(only["combo"], out["combo"], rtol=1e-6)
-    # combo's terms are kept beside it, equal to asking for them on their own
-    for term in ("local", "ssim_excess"):
+    np.testing.assert_allclose(out["loudest"], loudest(out), rtol=1e-5)
+    np.testing.assert_allclose(out["combined"], combined(out), rtol=1e-5)
+    only = score_frames(model, images, cfg, torch.device("cpu"), ("loudest",))
+    assert set(only) >= {"loudest"} and set(COMBINED["loudest"][0]) <= set(only)
+    np.testing.assert_allclose(only["loudest"], out["loudest"], rtol=1e-6)
+    # loudest's terms are kept beside it, equal to asking for them on their own
+    for term in ("bad_tiles", "added_structure"):
         np.testing.assert_allclose(only[term], out[term], rtol=1e-6)
 
 
@@ -160,7 +160,9 @@ def test_every_score_leaves_scoring_higher_is_dirtier():
     x = images.transpose(0, 3, 1, 2).reshape(6, -1) / 255.0
     r = [np.corrcoef(a, b)[0, 1] for a, b in zip(x, recon.reshape(6, -1), strict=True)]
     np.testing.assert_allclose(out["pcc"], 1.0 - np.array(r), atol=2e-5)
-    assert "detail_ratio" not in SCORE_NAMES and "tile_detail" not in SCORE_NAMES  # two-sided: terms only
+    assert (
+        "lost_detail" not in SCORE_NAMES and "lost_detail_tiles" not in SCORE_NAMES
+    )  # two-sided: terms only
 
 
 def test_unknown_score_is_rejected():
@@ -170,8 +172,8 @@ def test_unknown_score_is_rejected():
         score_frames(model, np.zeros((2, 32, 32, 3), np.uint8), cfg, torch.device("cpu"), ("nope",))
 
 
-def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_frame_ratio():
-    from cae_fast.score.terms import Batch, _frame_stats, _tile_detail
+def test_lost_detail_tiles_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_frame_ratio():
+    from cae_fast.score.terms import Batch, _frame_stats, _lost_detail_tiles
 
     g = torch.Generator().manual_seed(3)
     sharp = torch.rand(1, 3, 64, 64, generator=g)  # what the network reproduces: typical detail
@@ -181,21 +183,21 @@ def test_tile_detail_sees_a_blurred_frame_that_sharp_spots_hide_from_the_whole_f
     for i, j in ((8, 8), (8, 40), (32, 16)):  # sharp "drops" in 3 of the 64 tiles
         wet[:, :, i : i + 8, j : j + 8] = checker.float()
     b = Batch(torch.cat([sharp, wet]), torch.cat([sharp, sharp]), torch.zeros(2, 1), slice(0, 2))
-    whole, tiles = _frame_stats(b)["detail_ratio"], _tile_detail(b)["tile_detail"]
+    whole, tiles = _frame_stats(b)["lost_detail"], _lost_detail_tiles(b)["lost_detail_tiles"]
     assert abs(float(tiles[0])) < 1e-6 and abs(float(whole[0])) < 1e-6  # a perfect reconstruction
     assert abs(float(whole[1])) < 0.5  # the rims make up, over the whole frame, for the lost detail
     assert float(tiles[1]) > 2.0  # the median tile lost it: the reconstruction has e^2 x more
 
 
-def test_combo_rss_is_the_same_whether_or_not_lens_was_already_computed():
-    """The default score's lens term must not depend on what happens to be in the dict: with the
+def test_combined_is_the_same_whether_or_not_stuck_colour_was_already_computed():
+    """The default score's stuck_colour term must not depend on what happens to be in the dict: with the
     sequence's persistence it equals the one score_frames computes beside it."""
     torch.manual_seed(0)
     images = (np.random.default_rng(4).random((40, 32, 32, 3)) * 255).astype(np.uint8)
     images[20:30, :16] = 255  # something on the lens for ten frames
     cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, median_k=(7,))
     model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
-    out = score_frames(model, images, cfg, torch.device("cpu"), ("combo_rss",))
-    without = {k: v for k, v in out.items() if k not in ("lens", "combo_rss")}
-    np.testing.assert_allclose(combo_rss(without, persist=7), out["combo_rss"], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(combo_rss(without, persist=1), out["combo_rss"], atol=1e-3)
+    out = score_frames(model, images, cfg, torch.device("cpu"), ("combined",))
+    without = {k: v for k, v in out.items() if k not in ("stuck_colour", "combined")}
+    np.testing.assert_allclose(combined(without, persist=7), out["combined"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(combined(without, persist=1), out["combined"], atol=1e-3)

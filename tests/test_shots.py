@@ -6,7 +6,7 @@ import pytest
 from skimage import data, transform
 
 from cae_fast.score.shots import find_shots, shot_relative
-from cae_fast.score.terms import combo_rss
+from cae_fast.score.terms import combined
 
 GRID = 8
 
@@ -75,16 +75,18 @@ def test_a_more_detailed_clean_scene_is_not_dirtier_within_its_own_shot():
     rng = np.random.default_rng(0)
     n = 400
     level = np.r_[np.zeros(300), np.full(100, 6.0)]  # the minority scene's level
-    scores = {name: level + rng.standard_normal(n) for name in ("ssim_excess", "local", "lens")}
-    scores |= {name: rng.standard_normal(n) for name in ("detail_ratio", "tile_detail")}
-    whole = combo_rss(scores)
-    per_shot = combo_rss({**scores, "shot": np.repeat([0, 1], [300, 100])})
+    scores = {
+        name: level + rng.standard_normal(n) for name in ("added_structure", "bad_tiles", "stuck_colour")
+    }
+    scores |= {name: rng.standard_normal(n) for name in ("lost_detail", "lost_detail_tiles")}
+    whole = combined(scores)
+    per_shot = combined({**scores, "shot": np.repeat([0, 1], [300, 100])})
     assert np.median(whole[300:]) > 4.0  # the scene itself is "dirty" against the sequence
     assert np.median(per_shot[300:]) < 1.0
     dirty = {k: v.copy() for k, v in scores.items()}
-    for name in ("ssim_excess", "local"):
+    for name in ("added_structure", "bad_tiles"):
         dirty[name][340:360] += 8.0
-    per_shot = combo_rss({**dirty, "shot": np.repeat([0, 1], [300, 100])})
+    per_shot = combined({**dirty, "shot": np.repeat([0, 1], [300, 100])})
     assert per_shot[340:360].min() > np.quantile(np.delete(per_shot, np.s_[340:360]), 0.99)
 
 
@@ -106,7 +108,7 @@ def test_score_frames_finds_shots_only_when_asked_and_in_order(video, shots, med
     torch.manual_seed(0)
     cfg = Config(data="x", image_size=64, channels=(8, 16), latent_dim=8, shots=shots, median_k=median_k)
     out = score_frames(
-        CAE(image_size=64, latent_dim=8, channels=(8, 16)), video, cfg, torch.device("cpu"), ("combo_rss",)
+        CAE(image_size=64, latent_dim=8, channels=(8, 16)), video, cfg, torch.device("cpu"), ("combined",)
     )
     assert ("shot" in out) == has_shot
     if has_shot:

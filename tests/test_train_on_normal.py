@@ -93,22 +93,32 @@ def test_median_filter_is_off_by_default_for_a_test_set(args, median_k):
 
 def _settings(*args: str) -> dict:
     cfg = config_from_args(build_parser().parse_args(["--data", "v.npz", *args, "--out", "o"]))
-    keys = ("epochs", "epoch_frames", "trim_k", "veto", "extend", "median_k", "score", "threshold")
+    keys = (
+        "epochs",
+        "epoch_frames",
+        "trim_k",
+        "keep_ordinary",
+        "grow_runs",
+        "median_k",
+        "score",
+        "threshold",
+    )
     return {k: getattr(cfg, k) for k in keys}
 
 
 def test_train_data_and_paper_set_what_the_flags_help_documents():
     """The paper's 100 passes over every frame (and its 101-frame filter, PCC and delta rule with
-    --paper); none of our trimming, veto or extend; flags given explicitly still win."""
+    --paper); none of our trimming, keep_ordinary or grow_runs; flags given explicitly still win."""
     plain = _settings()
-    normal = dict(epochs=100, epoch_frames=None, trim_k=0.0, veto=0.0, extend=0.0, median_k=(1,))
+    normal = dict(epochs=100, epoch_frames=None, trim_k=0.0, keep_ordinary=0.0, grow_runs=0.0, median_k=(1,))
     assert _settings("--train-data", "t.npz") == {**plain, **normal}
     paper = dict(normal, median_k=(101,), score="pcc", threshold="paper")
     assert _settings("--paper") == paper
     assert _settings("--paper", "--train-data", "t.npz") == dict(paper, median_k=(1,))  # a test set
     assert _settings("--train-data", "t.npz", "--epochs", "3", "--epoch-frames", "500", "--trim-k", "1.5",
-                     "--veto", "0.5", "--extend", "2") == {**plain, "epochs": 3, "epoch_frames": 500,
-                     "trim_k": 1.5, "veto": 0.5, "extend": 2.0, "median_k": (1,)}  # fmt: skip
+                     "--keep-ordinary", "0.5", "--grow-runs", "2") == {**plain, "epochs": 3,
+                     "epoch_frames": 500, "trim_k": 1.5, "keep_ordinary": 0.5, "grow_runs": 2.0,
+                     "median_k": (1,)}  # fmt: skip
 
 
 def _error(args, capsys) -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cae_fast.cli.flags import build_parser, config_from_args
-from cae_fast.config import EPOCH_FRAMES, EPOCHS, TRAIN_EPOCHS, TRIM_AT, TRIM_K, VETO_C, Config
+from cae_fast.config import EPOCH_FRAMES, EPOCHS, KEEP_ORDINARY_C, TRAIN_EPOCHS, TRIM_AT, TRIM_K, Config
 from cae_fast.model.zoo import build_model
 from cae_fast.train.loop import CHECKPOINT_NAME, LOG_NAME, load_checkpoint, train, trusted_frames
 
@@ -153,11 +153,11 @@ def test_the_result_says_which_frames_the_network_never_trained_on(tmp_path, tin
     assert f"left out of training by the trimming (--trim-k): {left_out} frames, {removed} of them" in out
     a, b = res["segments"][0]  # each printed segment says how much of it the network trained on
     assert f"{b - a:>5d} frames)" in out and f"{np.mean(trained_on[a:b]):.0%} trained on" in out
-    # The veto's measure is saved, and no frame it calls ordinary is removed.
-    assert res["unusualness"].shape == (n,) and res["is_clean"][res["unusualness"] <= VETO_C].all()
+    # keep_ordinary's measure is saved, and no frame it calls ordinary is removed.
+    assert res["unusualness"].shape == (n,) and res["is_clean"][res["unusualness"] <= KEEP_ORDINARY_C].all()
 
-    res, out = run("all", "--epochs", "2", "--trim-k", "0", "--veto", "0", "--extend", "0")
-    assert "unusualness" not in res  # neither the veto nor --extend read it
+    res, out = run("all", "--epochs", "2", "--trim-k", "0", "--keep-ordinary", "0", "--grow-runs", "0")
+    assert "unusualness" not in res  # neither --keep-ordinary nor --grow-runs read it
     assert res["trained_on"].all() and "left out of training" not in out
     res, _ = run("again", "--score-only", str(tmp_path / "trim" / CHECKPOINT_NAME))
     assert "trained_on" not in res  # the checkpoint's frames need not be these

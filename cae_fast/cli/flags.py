@@ -223,17 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--score",
+        type=C.score_name,  # a name from before the renaming (combo_rss, ...) still works, unlisted
         choices=SCORE_NAMES,
         default=C.SCORE,
-        help="per-frame score, every one higher = dirtier: 'pcc' (1 - the paper's PCC), 'mse', 'ssim' "
-        "(1 - SSIM), 'ssim_excess' (1-SSIM beyond what the frame's own detail explains), 'lapvar' (minus "
-        "the variance of the Laplacian: the no-model blur baseline), 'latent' (distance to the nearest "
-        "reference frame's code), 'local' (worst tiles against their own position), 'lens' (no model: "
-        "tile colours against "
-        "their running per-place baseline, for what sits on the lens), 'combo' (max robust z of "
-        "ssim_excess, |detail_ratio|, |tile_detail|, local), 'combo_lens' (the larger of combo and lens's "
-        "robust z, for frames in order: the trimming judgement's score), 'combo_rss' "
-        f"(root-sum-square of the same terms' and lens's positive robust z); default {C.SCORE}",
+        help="per-frame score, higher = dirtier (glossary: docs/method.md): 'combined' (the evidence of "
+        "every term together: root-sum-square of the positive robust z's of added_structure, "
+        "|lost_detail|, |lost_detail_tiles|, bad_tiles, stuck_colour), 'loudest' (the largest of the "
+        "first four), 'trim_score' (the larger of loudest and stuck_colour: the trimming's), "
+        "'added_structure' (1 - SSIM beyond what the frame's detail explains), 'bad_tiles' (worst tiles "
+        "against their own place), 'stuck_colour' (no network: tile colours stuck away from their "
+        "place's running baseline), 'pcc' (1 - the paper's PCC), 'mse', 'ssim' (1 - SSIM), 'lapvar' "
+        f"(minus the Laplacian variance: the no-model blur baseline), 'latent'; default {C.SCORE}",
     )
     s.add_argument(
         "--median-k",
@@ -279,21 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--mad-k", type=T.nonnegative_float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes"
     )
     s.add_argument(
-        "--veto",
+        "--keep-ordinary",
         type=T.nonnegative_float,
         metavar="C",
-        help="'mad': keep a flagged frame whose sharpness and per-place colours are within C robust "
-        f"standard deviations of the frames training used (no network involved; default {C.VETO_C}, 0 = off; "
-        "--paper and --train-data: 0)",
+        help="'mad': keep a flagged frame whose unusualness (its sharpness and per-place colours, "
+        f"without the network) is at most C robust standard deviations from the frames training used "
+        f"(default {C.KEEP_ORDINARY_C:g}, 0 = off; --paper and --train-data: 0)",
     )
     s.add_argument(
-        "--extend",
+        "--grow-runs",
         type=T.nonnegative_float,
         metavar="Z",
-        help="'mad': a removed stretch also takes the neighbouring frames above robust z Z that, "
-        f"without the network, are far from ordinary (unusualness > {C.EXTEND_GATE:g}; default "
-        f"{C.EXTEND_Z:g}, 0 = off; --paper and --train-data: 0)",
+        help="'mad': a removed run also takes the neighbouring frames above robust z Z that, without "
+        f"the network, are far from ordinary (unusualness > {C.GROW_RUNS_GATE:g}; default "
+        f"{C.GROW_RUNS_Z:g}, 0 = off; --paper and --train-data: 0)",
     )
+    for old, new in C.RENAMED_FIELDS.items():  # the flags' names before the renaming, unlisted
+        s.add_argument(f"--{old}", dest=new, type=T.nonnegative_float, help=argparse.SUPPRESS)
     s.add_argument("--contamination", type=T.fraction, metavar="Q", help="'contamination': fraction removed")
     s.add_argument("--fixed", type=T.finite, metavar="VALUE", help="'fixed': the cut on the filtered score")
     s.add_argument(
@@ -329,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The flags whose default a preset (Config.paper, Config.normal_training) changes; given
 # explicitly, they win over it.
-PRESET_FLAGS = ("epochs", "epoch_frames", "trim_k", "median_k", "veto", "extend")
+PRESET_FLAGS = ("epochs", "epoch_frames", "trim_k", "median_k", "keep_ordinary", "grow_runs")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

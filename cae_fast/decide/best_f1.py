@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cae_fast.config import Config
+from cae_fast.config import Config, score_name
 from cae_fast.data import load_frames
 from cae_fast.decide.rules import best_f1_cut, filtered
 from cae_fast.errors import InputError
@@ -77,7 +77,7 @@ def choose_cut(
         val_raw = score_frames(model, val.images, cfg, device, (cfg.score,))[cfg.score]
         return cut_on(val_raw, val.labels, cfg, f"--val-data {cfg.val_data}")
     if stored is not None:
-        cut = Cut(**stored)
+        cut = Cut(**{**stored, "score": score_name(stored["score"])})  # the name may predate issue 30
         cut.source = f"{cut.source}, stored in {cfg.score_only}"
         if cut.score != cfg.score:
             raise InputError(

@@ -208,7 +208,7 @@ class Decision:
     segments: np.ndarray  # (S, 2) int64 [start, end) of removed runs
     segment_peak: np.ndarray  # (S,) peak of the thresholded statistic in each run
     warnings: list[str] = field(default_factory=list)
-    unusualness: np.ndarray | None = None  # (N,) the veto's measure, when applied (decide.postprocess)
+    unusualness: np.ndarray | None = None  # (N,) keep_ordinary's and grow_runs' measure (decide.postprocess)
 
     @property
     def stat(self) -> np.ndarray:

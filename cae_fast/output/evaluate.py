@@ -48,8 +48,8 @@ def load_labels(path: str | os.PathLike[str], n_frames: int) -> np.ndarray:
 
 
 def evaluation_series(raw: np.ndarray, d: Decision) -> dict[str, np.ndarray]:
-    """What a ranking is judged on, every one higher = dirtier and untouched by the veto or
-    ``--extend``: the filtered score (primary), the raw score, and the robust z statistic when the
+    """What a ranking is judged on, every one higher = dirtier and untouched by ``--keep-ordinary``
+    or ``--grow-runs``: the filtered score (primary), the raw score, and the robust z statistic when the
     rule thresholded that instead."""
     series = {f"{d.score}_med": np.asarray(d.score_med, np.float64), d.score: np.asarray(raw, np.float64)}
     if not d.threshold.in_score_units:

@@ -21,9 +21,9 @@ from cae_fast.data import FrameDataset, to_float
 from cae_fast.data.cache import release_rows
 from cae_fast.model.cae import CAE
 from cae_fast.model.encode import encode_frames
-from cae_fast.score.lens import deviation as lens_deviation
-from cae_fast.score.lens import persistence as lens_persistence
-from cae_fast.score.lens import persistent as lens_persistent
+from cae_fast.score.lens import deviation as colour_deviation
+from cae_fast.score.lens import persistence as persistence_of
+from cae_fast.score.lens import persistent as lasting
 from cae_fast.score.shots import find_shots, shot_relative
 
 
@@ -86,43 +86,43 @@ def _frame_stats(b: Batch) -> dict[str, torch.Tensor]:
         # log(detail of the reconstruction / detail of the frame). The CAE reproduces the detail a
         # typical scene has; a frame that lost detail (wet-lens blur, fog, glare, motion blur) sits
         # above the crowd, one that gained it (drop rims, noise) below: corruptions push it both ways.
-        "detail_ratio": torch.log((lap_y + LAP_EPS) / (lap_x + LAP_EPS)),
+        "lost_detail": torch.log((lap_y + LAP_EPS) / (lap_x + LAP_EPS)),
         # The no-model baseline a user tries first: variance of the Laplacian (low = blurred).
         "lapvar": lap_x - lap_mean_x * lap_mean_x,
     }
 
 
-# The local error map is a LOCAL_GRID x LOCAL_GRID grid of tiles, whatever the frame size.
-LOCAL_GRID = 8
-# A frame's local score is the mean of its LOCAL_TOPK most unusual tiles: one tile is noisy,
+# The tile maps are a TILE_GRID x TILE_GRID grid of tiles, whatever the frame size.
+TILE_GRID = 8
+# A frame's bad_tiles score is the mean of its WORST_TILES most unusual tiles: one tile is noisy,
 # a mud splat or a drop covers a few.
-LOCAL_TOPK = 4
+WORST_TILES = 4
 # Floor on a tile's mean squared error before the log (0-1 pixel scale).
-LOCAL_EPS = 1e-6
+TILE_EPS = 1e-6
 
 
 def _patch(b: Batch) -> dict[str, torch.Tensor]:
-    patch = max(1, b.x.shape[-1] // LOCAL_GRID)
+    patch = max(1, b.x.shape[-1] // TILE_GRID)
     return {"patch_err": ops.patch_mse(b.x, b.recon, patch).flatten(1)}
 
 
 def _tile_rgb(b: Batch) -> dict[str, torch.Tensor]:
     # Not a fused op of ours: ATen's avg_pool2d already reads each frame once, on CPU and CUDA.
-    patch = max(1, b.x.shape[-1] // LOCAL_GRID)
+    patch = max(1, b.x.shape[-1] // TILE_GRID)
     return {"tile_rgb": torch.nn.functional.avg_pool2d(b.x, patch).flatten(1)}
 
 
-def _tile_detail(b: Batch) -> dict[str, torch.Tensor]:
+def _lost_detail_tiles(b: Batch) -> dict[str, torch.Tensor]:
     """The median over the tiles of log(detail of the reconstruction / detail of the frame).
 
-    The whole-frame ``detail_ratio`` adds up the frame: on a wet lens the film that blurs every
+    The whole-frame ``lost_detail`` adds up the frame: on a wet lens the film that blurs every
     tile and the drops that add sharp rims to a few of them cancel there (benchmark, 64² and 96²).
     The median tile ignores the few tiles a drop, a splat or a small object sits on, and sees
     the blur of the rest."""
-    patch = max(1, b.x.shape[-1] // LOCAL_GRID)
+    patch = max(1, b.x.shape[-1] // TILE_GRID)
     d = ops.patch_detail(b.x, b.recon, patch).flatten(2).double()
     ratio = torch.log((d[:, 1] + LAP_EPS) / (d[:, 0] + LAP_EPS))
-    return {"tile_detail": ratio.median(dim=1).values}
+    return {"lost_detail_tiles": ratio.median(dim=1).values}
 
 
 def _latent(b: Batch) -> dict[str, torch.Tensor]:
@@ -137,11 +137,11 @@ SCORERS: dict[str, BatchScorer] = {
     "pcc": _pcc_mse,
     "mse": _pcc_mse,
     "ssim": _frame_stats,
-    "detail_ratio": _frame_stats,
+    "lost_detail": _frame_stats,
     "lapvar": _frame_stats,
-    "patch_err": _patch,  # (N, LOCAL_GRID**2) local error map, the input of "local"
-    "tile_rgb": _tile_rgb,  # (N, 3 * LOCAL_GRID**2) tile colour means, the input of "lens"
-    "tile_detail": _tile_detail,
+    "patch_err": _patch,  # (N, TILE_GRID**2) tile error map, the input of "bad_tiles"
+    "tile_rgb": _tile_rgb,  # (N, 3 * TILE_GRID**2) tile colour means, the input of "stuck_colour"
+    "lost_detail_tiles": _lost_detail_tiles,
     "latent": _latent,
 }
 # Scores that need H_ref: it is encoded once, before the pass, only when one of them is asked for.
@@ -174,43 +174,44 @@ def robust_z(s: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     return (s - med) / scale
 
 
-def local(scores: dict[str, np.ndarray]) -> np.ndarray:
+def bad_tiles(scores: dict[str, np.ndarray]) -> np.ndarray:
     """How unusual a frame's worst tiles are *for their place in the image*: the log tile error
     in robust z units against the same tile position over the whole sequence, mean of the
-    ``LOCAL_TOPK`` largest. Sky and road differ in how well they reconstruct; an opaque splat on
+    ``WORST_TILES`` largest. Sky and road differ in how well they reconstruct; an opaque splat on
     the road is unusual for the road even when its error is ordinary for the image as a whole.
     Higher = dirtier."""
-    return _worst_tiles(np.log(scores["patch_err"].astype(np.float64) + LOCAL_EPS))
+    return _worst_tiles(np.log(scores["patch_err"].astype(np.float64) + TILE_EPS))
 
 
-def lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
-    """The model-free term: each tile's colour distance from its running per-place baseline
-    (``cae_fast.score.lens``), kept where it lasts ``persist`` frames (``lens.persistent``; 1: every
-    frame on its own), scored as ``local`` scores tile errors. Higher = dirtier."""
-    return _worst_tiles(lens_persistent(lens_deviation(scores["tile_rgb"]), persist))
+def stuck_colour(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
+    """The model-free term, a colour stuck on some place of the frame: each tile's colour distance
+    from its running per-place baseline (``cae_fast.score.lens``), kept where it lasts ``persist``
+    frames (``lens.persistent``; 1: every frame on its own), scored as ``bad_tiles`` scores tile
+    errors. Higher = dirtier."""
+    return _worst_tiles(lasting(colour_deviation(scores["tile_rgb"]), persist))
 
 
 def _worst_tiles(e: np.ndarray) -> np.ndarray:
     """``(N, tiles)`` -> ``(N,)``: robust z of each tile against its own position over the
-    sequence (a zero MAD counts as 1), mean of the ``LOCAL_TOPK`` largest per frame."""
+    sequence (a zero MAD counts as 1), mean of the ``WORST_TILES`` largest per frame."""
     med = np.median(e, axis=0)
     scale = MAD_TO_SIGMA * np.median(np.abs(e - med), axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     z = (e - med) / scale
-    k = min(LOCAL_TOPK, z.shape[1])
+    k = min(WORST_TILES, z.shape[1])
     return np.sort(z, axis=1)[:, -k:].mean(axis=1)
 
 
 # Floor on 1 - SSIM before the log: a perfect reconstruction stays finite.
 SSIM_EPS = 1e-6
-# ssim_excess: degree of the fit of log(1 - SSIM) on log(detail), the rounds of refitting on the
+# added_structure: degree of the fit of log(1 - SSIM) on log(detail), the rounds of refitting on the
 # frames it fits, and how far (in robust SDs) a frame may lie from the fit to count in the next round.
 EXCESS_DEGREE = 2
 EXCESS_ROUNDS = 5
 EXCESS_INLIER = 2.5
 
 
-def ssim_excess(scores: dict[str, np.ndarray]) -> np.ndarray:
+def added_structure(scores: dict[str, np.ndarray]) -> np.ndarray:
     """How much worse a frame reconstructs (1 - SSIM) than frames *as detailed as it* do: the
     residual of log(1 - SSIM) from a robust quadratic fit on the frame's own log Laplacian variance
     over the sequence. Higher = dirtier.
@@ -245,22 +246,22 @@ def ssim_excess(scores: dict[str, np.ndarray]) -> np.ndarray:
     return resid
 
 
-def combo_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
-    """``(4, N)`` robust z of each failure mode, oriented so that higher = dirtier: z(ssim_excess),
-    |z(detail_ratio)|, |z(tile_detail)|, z(local).
+def network_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """``(4, N)`` robust z of each failure mode, oriented so that higher = dirtier: z(added_structure),
+    |z(lost_detail)|, |z(lost_detail_tiles)|, z(bad_tiles).
 
-    ``ssim_excess`` (1 - SSIM beyond what the frame's own detail explains) catches what adds
+    ``added_structure`` (1 - SSIM beyond what the frame's own detail explains) catches what adds
     structure the CAE cannot reproduce (drops, noise); the detail ratios, of the whole frame and
     of its median tile, catch what removes structure, which a plain reconstruction error scores as
-    *cleaner* (the failure of the published reproduction); ``local`` catches what covers part of
+    *cleaner* (the failure of the published reproduction); ``bad_tiles`` catches what covers part of
     the frame (mud, dirt). See docs/detection.md, items 2 and 6.
     """
     return np.stack(
         [
-            _z(scores, scores["ssim_excess"] if "ssim_excess" in scores else ssim_excess(scores)),
-            np.abs(_z(scores, scores["detail_ratio"])),
-            np.abs(_z(scores, scores["tile_detail"])),
-            _z(scores, scores["local"] if "local" in scores else local(scores)),
+            _z(scores, scores["added_structure"] if "added_structure" in scores else added_structure(scores)),
+            np.abs(_z(scores, scores["lost_detail"])),
+            np.abs(_z(scores, scores["lost_detail_tiles"])),
+            _z(scores, scores["bad_tiles"] if "bad_tiles" in scores else bad_tiles(scores)),
         ]
     )
 
@@ -272,65 +273,71 @@ def _z(scores: dict[str, np.ndarray], term: np.ndarray) -> np.ndarray:
     return robust_z(shot_relative(term, scores.get("shot")))
 
 
-def combo(scores: dict[str, np.ndarray]) -> np.ndarray:
+def _stuck_colour(scores: dict[str, np.ndarray], persist: int) -> np.ndarray:
+    return scores["stuck_colour"] if "stuck_colour" in scores else stuck_colour(scores, persist)
+
+
+def loudest(scores: dict[str, np.ndarray]) -> np.ndarray:
     """How far a frame is from the crowd on its *worst* failure mode: the largest of
-    ``combo_terms``, in robust z units. Higher = dirtier. With ``lens``, the trimming judgement's
-    score (``combo_lens``): one loud term is reason enough to leave a frame out of training."""
-    return combo_terms(scores).max(axis=0)
+    ``network_terms``, in robust z units. Higher = dirtier. With ``stuck_colour``, the trimming
+    judgement's score (``trim_score``): one loud term is reason enough to leave a frame out of training."""
+    return network_terms(scores).max(axis=0)
 
 
-def combo_lens(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
-    """The trimming judgement's score (``TRIM_SCORE``): the larger of ``combo`` and the robust z of
-    the persistent ``lens``, for frames in order (``persist`` > 1); ``combo`` alone otherwise.
+def trim_score(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
+    """The trimming judgement's score (``TRIM_SCORE``): the larger of ``loudest`` and the robust z of
+    the persistent ``stuck_colour``, for frames in order (``persist`` > 1); ``loudest`` alone otherwise.
     Higher = dirtier.
 
     A mud run the network's terms miss at the first judgement stays in training and is then
     reproduced (the failing mud runs of docs/detection.md, item 19, were 41-100% trained on, the
-    passing ones almost never); ``lens`` needs no network and sees it from the start (item 20).
-    Frame by frame (``--median-k 1``) ``lens``'s clean tail is wide, and in the trimming it lost
-    more than it won when it was not yet persistent (item 13), so unordered data keeps ``combo``."""
-    c = scores["combo"] if "combo" in scores else combo(scores)
+    passing ones almost never); ``stuck_colour`` needs no network and sees it from the start
+    (item 20). Frame by frame (``--median-k 1``) its clean tail is wide, and in the trimming it lost
+    more than it won when it was not yet persistent (item 13), so unordered data keeps ``loudest``."""
+    c = scores["loudest"] if "loudest" in scores else loudest(scores)
     if persist <= 1:
         return c
-    return np.maximum(c, _z(scores, scores["lens"] if "lens" in scores else lens(scores, persist)))
+    return np.maximum(c, _z(scores, _stuck_colour(scores, persist)))
 
 
-def combo_rss(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
+def combined(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     """The default score: the evidence of all failure modes together, the root-sum-square of the
-    positive ``combo_terms`` and of the model-free ``lens`` term, in robust z units over the
+    positive ``network_terms`` and of the model-free ``stuck_colour`` term, in robust z units over the
     sequence. Higher = dirtier.
 
-    A corrupted frame often raises two terms part of the way (a weak raindrop run: ssim_excess and
-    local) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
-    the same. Measured against ``combo`` on the same networks (docs/detection.md, item 6).
-    ``lens`` sees what sits on the lens even where the network learned to reproduce it (item 12);
-    it is left out of ``combo``, which was measured without it. ``persist`` as for ``lens``: a
-    ``lens`` already in ``scores`` was computed with the same one (``score_frames``)."""
-    z = np.maximum(combo_terms(scores), 0.0)
-    lens_z = _z(scores, scores["lens"] if "lens" in scores else lens(scores, persist))
-    z = np.concatenate([z, np.maximum(lens_z, 0.0)[None]])
+    A corrupted frame often raises two terms part of the way (a weak raindrop run: added_structure and
+    bad_tiles) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
+    the same. Measured against ``loudest`` on the same networks (docs/detection.md, item 6; the
+    record's names are older: the mapping is in docs/method.md). ``stuck_colour`` sees what sits on
+    the lens even where the network learned to reproduce it (item 12); it is left out of
+    ``loudest``, which was measured without it. ``persist`` as for ``stuck_colour``: one already in
+    ``scores`` was computed with the same one (``score_frames``)."""
+    z = np.maximum(network_terms(scores), 0.0)
+    z = np.concatenate([z, np.maximum(_z(scores, _stuck_colour(scores, persist)), 0.0)[None]])
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
 
 # Scores computed from other scores over the whole sequence: name -> (inputs, function); the
-# function takes the scores and, for "lens" and "combo_lens", the persistence the run's filter lengths give.
+# function takes the scores and, for the stuck_colour term and the scores that read it, the
+# persistence the run's filter lengths give.
+_ALL_TERMS = ("ssim", "lapvar", "lost_detail", "lost_detail_tiles", "patch_err", "tile_rgb")
 COMBINED: dict[str, tuple[tuple[str, ...], Callable[..., np.ndarray]]] = {
-    "local": (("patch_err",), local),
-    "lens": (("tile_rgb",), lens),
-    "ssim_excess": (("ssim", "lapvar"), ssim_excess),
-    "combo": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo),
-    "combo_lens": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_lens),
-    "combo_rss": (("ssim", "lapvar", "detail_ratio", "tile_detail", "patch_err", "tile_rgb"), combo_rss),
+    "bad_tiles": (("patch_err",), bad_tiles),
+    "stuck_colour": (("tile_rgb",), stuck_colour),
+    "added_structure": (("ssim", "lapvar"), added_structure),
+    "loudest": (_ALL_TERMS, loudest),
+    "trim_score": (_ALL_TERMS, trim_score),
+    "combined": (_ALL_TERMS, combined),
 }
 # Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
 TERMS: dict[str, tuple[str, ...]] = {
-    "combo": ("local", "ssim_excess"),
-    "combo_lens": ("local", "ssim_excess", "combo", "lens"),
-    "combo_rss": ("local", "ssim_excess", "lens"),
+    "loudest": ("bad_tiles", "added_structure"),
+    "trim_score": ("bad_tiles", "added_structure", "loudest", "stuck_colour"),
+    "combined": ("bad_tiles", "added_structure", "stuck_colour"),
 }
 # Per-frame scores a user can pick (--score). patch_err and tile_rgb are intermediate maps, and the
-# detail ratios are two-sided (a frame can be too sharp or too soft), so they only enter combo_*.
-INGREDIENTS = frozenset({"patch_err", "tile_rgb", "detail_ratio", "tile_detail"})
+# detail ratios are two-sided (a frame can be too sharp or too soft): they only enter the combined scores.
+INGREDIENTS = frozenset({"patch_err", "tile_rgb", "lost_detail", "lost_detail_tiles"})
 SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n not in INGREDIENTS)
 
 
@@ -383,15 +390,15 @@ def score_frames(
         release_rows(images, start, stop)
     if dist.active():
         _gather_scores(out, n, first, last)
-    combined: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
-    persist = {"persist": lens_persistence(cfg.median_k, n)}
+    computed: dict[str, np.ndarray] = {}  # in float64 until every combined score is computed
+    persist = {"persist": persistence_of(cfg.median_k, n)}
     if cfg.shots and persist["persist"] > 1 and "tile_rgb" in out:  # frames in order only
         out["shot"] = find_shots(out["tile_rgb"], min_len=persist["persist"])
-    opts = {"lens": persist, "combo_lens": persist, "combo_rss": persist}
+    opts = {"stuck_colour": persist, "trim_score": persist, "combined": persist}
     for name, (_, fn) in COMBINED.items():  # terms come before the scores built from them
         if name in wanted or any(name in TERMS.get(w, ()) for w in wanted):
-            combined[name] = fn({**out, **combined}, **opts.get(name, {}))
-    out.update((name, v.astype(np.float32)) for name, v in combined.items())
+            computed[name] = fn({**out, **computed}, **opts.get(name, {}))
+    out.update((name, v.astype(np.float32)) for name, v in computed.items())
     for name, flip in TO_DIRTINESS.items():
         if name in out:
             out[name] = flip(out[name]).astype(np.float32)
