@@ -43,8 +43,8 @@ def markdown(results: dict) -> str:
         "",
         f"Every row ran with {results['threads']} thread(s). The paper-exact row trains "
         f"{results['paper_epochs']} passes, not the paper's 100. ROC-AUC and AP: on the raw per-frame "
-        "score (higher = dirtier); 'filtered': on the tool's median-filtered score as decided (after "
-        "veto and extend). A dash: undefined (no corrupted frame labelled).",
+        "score (higher = dirtier); 'filtered': on the tool's median-filtered score (score_med, which "
+        "--keep-ordinary and --grow-runs never edit). A dash: undefined (no corrupted frame labelled).",
         "",
         "## Ranking and decision, per sequence",
         "",
