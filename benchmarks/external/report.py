@@ -1,4 +1,7 @@
-"""Markdown for the external benchmark's results (``runner``): one table per question."""
+"""Markdown for the external benchmark's results (``runner``): one table per question.
+
+``python -m benchmarks.external.report RESULTS.json [OUT.md]`` writes it again from saved results
+(``docs/benchmarks.md`` is made so from the test split's results in ``benchmarks/external/rules/``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from benchmarks.external.corrupt import KINDS, SEVERITIES
 
 ROW_NAMES = {
     "default": "cae_fast default",
+    "shots": "cae_fast --shots",
     "paper": "paper-exact",
     "lapvar": "lapvar",
     "iforest": "IForest 16²",
@@ -96,3 +100,24 @@ def markdown(results: dict) -> str:
                 cells.append(f"{100 * removed / n:.0f}% of {n}" if n else "–")
             lines.append(f"| {kind} | {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2:
+        print("usage: python -m benchmarks.external.report RESULTS.json [OUT.md]", file=sys.stderr)
+        return 2
+    text = markdown(json.loads(Path(args[0]).read_text()))
+    if len(args) == 2:
+        Path(args[1]).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
