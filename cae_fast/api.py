@@ -301,7 +301,7 @@ class FrameFilter:
         state = load_checkpoint(path)
         cfg = _config_from_json(state.get("config"), path)
         cfg = dataclasses.replace(cfg, progress=False, **({} if device is None else {"device": device}))
-        if cfg.score not in SCORE_NAMES:  # e.g. combo_ens, removed (docs/detection.md, items 7 and 17)
+        if cfg.score not in SCORE_NAMES:  # e.g. combo_ens, removed (docs/history.md, items 7 and 17)
             raise InputError(path, f"saved with score {cfg.score!r}, which this version does not have")
         if CHECKPOINT_KEY in state:
             cfg = dataclasses.replace(cfg, best_f1_cut=float(state[CHECKPOINT_KEY]["value"]))

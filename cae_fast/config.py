@@ -29,15 +29,15 @@ DELTA_MARGIN = 0.05
 ENCODER_CHANNELS = (32, 64, 128, 256)  # one stride-2 conv per entry: total stride 16
 MEDIAN_MODE = "reflect"  # median filter edges as scipy.ndimage names them: d c b a | a b c d | d c b a
 SEED = 0
-# Detection defaults, chosen by measurement on the built-in benchmark (docs/detection.md):
+# Detection defaults, chosen by measurement on the built-in benchmark (docs/history.md):
 # the paper's PCC + median(PCC_med) - 0.05 removed none of the fog, glare, blur or mud frames there.
 # combined (all failure modes' evidence together) over loudest (the loudest one alone): measured
-# on the same networks (docs/detection.md, item 6, as combo_rss over combo: RENAMED_SCORES).
+# on the same networks (docs/history.md, item 6, as combo_rss over combo: RENAMED_SCORES).
 SCORE = "combined"
 THRESHOLD = "mad"
 # Names before issue 30, still accepted wherever a user or a saved file gives one (--score and the
 # old flags, FrameFilter keywords, a checkpoint's stored settings and best-f1 cut); the measurement
-# records (docs/detection.md, docs/external.md) keep them. Glossary: docs/method.md.
+# records (docs/history.md, docs/external.md) keep them. Glossary: docs/method.md.
 RENAMED_SCORES = {
     "combo_rss": "combined", "combo": "loudest", "combo_lens": "trim_score", "lens": "stuck_colour",
     "ssim_excess": "added_structure", "detail_ratio": "lost_detail", "tile_detail": "lost_detail_tiles",
@@ -46,12 +46,12 @@ RENAMED_SCORES = {
 RENAMED_FIELDS = {"veto": "keep_ordinary", "extend": "grow_runs"}
 # One 21-frame filter: the paper's 101 alone erases runs shorter than ~50 frames (item 3), and as a
 # second scale beside 21 it removed more clean frames around the runs than the weak long runs it
-# added (docs/detection.md, item 19). --median-k 21,101 still judges each frame at both scales.
+# added (docs/history.md, item 19). --median-k 21,101 still judges each frame at both scales.
 MEDIAN_KS = (21,)
 # With several filter lengths (--median-k 21,101), a longer one flags a frame only where the
 # shortest one's robust z already exceeds this: it catches weak long runs but not the clean frames
 # next to a run, whose long-window median the run drags up (64 px benchmark: 1.5-2.5 points more
-# clean frames kept, no dirty frame lost; docs/detection.md, item 3).
+# clean frames kept, no dirty frame lost; docs/history.md, item 3).
 LONG_FILTER_GATE = 1.0
 # The published recipe as a whole (--paper): the paper-exact row of every comparison.
 PAPER_SCORE, PAPER_THRESHOLD, PAPER_MEDIAN_KS = "pcc", "paper", (MEDIAN_K,)
@@ -64,7 +64,7 @@ PAPER_SCORE, PAPER_THRESHOLD, PAPER_MEDIAN_KS = "pcc", "paper", (MEDIAN_K,)
 # 0.80 after 3), hence the first judgement after 2. The second, by a network that spent an epoch
 # without the doubtful frames, sees the runs it left out more sharply and takes back clean frames
 # that only a younger network doubted. Not every epoch: a later re-judgement let part of a raindrop
-# run back in (64 px seed 4: 25% of it trusted, 77% removed). docs/detection.md, item 1.
+# run back in (64 px seed 4: 25% of it trusted, 77% removed). docs/history.md, item 1.
 # The loudest term, not their sum (combined: summed evidence left out more clean frames, item 6),
 # with the no-model stuck_colour among the terms for frames in order (item 20).
 TRIM_SCORE = "trim_score"
@@ -80,7 +80,7 @@ SHOT_BRIDGE = 0.7
 # corrupted share widens less than the MAD: in whole-sequence robust z (1.5 until item 21) the
 # trimming left out 4.3% of the clean frames at 20% corrupted but 8.5% at the paper's 9% (means
 # over 64 px sequences), and those frames, never trained on, were what the paper's mix lost. 2.0
-# leaves out about as many at 20% as 1.5 did (docs/detection.md, item 21).
+# leaves out about as many at 20% as 1.5 did (docs/history.md, item 21).
 TRIM_K = 2.0
 TRIM_AT = (2, 3)
 # Training length on mixed data (ours), counted in frames seen rather than passes: TRAIN_EPOCHS
@@ -89,26 +89,26 @@ TRIM_AT = (2, 3)
 # soon after, whatever the length of the sequence. 64 px benchmark, 20% dirty: at 2,400 frames,
 # 6 epochs passed 4 of 4 sequences where 12 or 20 passed 1 of 4; at 9,600 frames, 6 passes over
 # every frame passed 0 of 12 (70% of the runs caught) where 6 epochs of 2,400 frames passed 5 of
-# 12 (90%). docs/detection.md, item 4. The paper's EPOCHS passes: --paper, --train-data.
+# 12 (90%). docs/history.md, item 4. The paper's EPOCHS passes: --paper, --train-data.
 TRAIN_EPOCHS = 6
 EPOCH_FRAMES = 2400
 SCORE_BATCH = 256  # frames per batch when scoring (no gradients, so larger than training)
 # --threshold mad: removed beyond k robust standard deviations (1.4826 MAD). 2.25: on the 64 px
 # benchmark (seeds 1-3) 2.5 left 9% of one glare run, 2.0 kept 95.1% of clean frames.
 MAD_K = 2.25
-# --keep-ordinary (ours, "the veto" in docs/detection.md): a frame flagged by --threshold mad is kept
+# --keep-ordinary (ours, "the veto" in docs/history.md): a frame flagged by --threshold mad is kept
 # when, seen without the network, it is as sharp and its places as coloured as the frames training
 # used (postprocess.unusualness <= KEEP_ORDINARY_C robust standard deviations). Much of the rare
 # clean scenery the trimming left out passes that check, almost no corrupted frame of the benchmark
 # does (1.6% of the left-out ones). 1.0 of 1.0/1.25/1.5 on 115 saved trainings, then a test
-# written down beforehand: docs/detection.md, item 13. Off (0) for --paper and --train-data (a test
+# written down beforehand: docs/history.md, item 13. Off (0) for --paper and --train-data (a test
 # set of unrelated images has no frames "training used" and no places).
 KEEP_ORDINARY_C = 1.0
-# --grow-runs (ours, "--extend" in docs/detection.md): a removed stretch also takes its neighbours
+# --grow-runs (ours, "--extend" in docs/history.md): a removed stretch also takes its neighbours
 # whose robust z exceeds GROW_RUNS_Z when, seen without the network, they are far from ordinary
 # (unusualness > GROW_RUNS_GATE): a weak part of a corrupted run (a blur run the network ranks at
 # z 1-2 has unusualness 3-5) goes with the run, a clean margin (unusualness mostly below 2.5) does
-# not. Chosen on 16 trainings, then a test written down beforehand: docs/detection.md, item 14.
+# not. Chosen on 16 trainings, then a test written down beforehand: docs/history.md, item 14.
 # Off (0) wherever keep_ordinary is.
 GROW_RUNS_Z = 1.0
 GROW_RUNS_GATE = 3.0
@@ -160,7 +160,7 @@ class Config:
     epoch_frames: int | None = EPOCH_FRAMES
     # Train on a fixed random subset of this many frames (None: all); every frame is still judged
     # by the trimming and scored. Bounds the cost on very large sets; how it compares with
-    # epoch_frames on long sequences is measured in docs/detection.md, item 4.
+    # epoch_frames on long sequences is measured in docs/history.md, item 4.
     train_frames: int | None = None
     batch_size: int = BATCH_SIZE
     lr: float = LR

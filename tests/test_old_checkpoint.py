@@ -1,5 +1,5 @@
 """Checkpoints written before the early network was dropped (``--score combo_ens``, removed: measured
-not better, docs/detection.md items 7 and 17) hold an extra ``early_model`` network; they still
+not better, docs/history.md items 7 and 17) hold an extra ``early_model`` network; they still
 load, and the extra network changes nothing. The oracle is the same checkpoint without the key."""
 
 import numpy as np

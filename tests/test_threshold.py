@@ -118,7 +118,7 @@ def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_default_filter_keeps_a_runs_clean_neighbours_that_a_long_one_drags_over_the_cut(seed):
     """A 48-frame corrupted run, 32 nearly ordinary frames, then a mildly unusual clean stretch (as
-    on the benchmark's 64² seed 202, docs/detection.md item 19): a 101-frame window over the gap is
+    on the benchmark's 64² seed 202, docs/history.md item 19): a 101-frame window over the gap is
     mostly run and stretch, so its median holds the gap above the cut; the default 21-frame filter
     lets the gap go back."""
     rng = np.random.default_rng(seed)

@@ -111,14 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"frames per epoch, drawn at random (without repeats) from the frames training uses "
         f"(default {C.EPOCH_FRAMES}; 0 = all of them, one pass, as --paper and --train-data). Epochs, "
         "--trim-at and checkpoints count these epochs: training and the trimming judgements stay at a "
-        "fixed number of frames seen, whatever the length of the sequence (docs/detection.md, item 4)",
+        "fixed number of frames seen, whatever the length of the sequence (docs/history.md, item 4)",
     )
     t.add_argument(
         "--train-frames",
         type=T.positive,
         metavar="N",
         help="train on a fixed random subset of N frames (default: all); every frame is still judged by "
-        "the trimming and scored (docs/detection.md, item 4)",
+        "the trimming and scored (docs/history.md, item 4)",
     )
     t.add_argument("--batch-size", type=T.positive, default=C.BATCH_SIZE, help="frames per step (paper)")
     t.add_argument("--lr", type=T.learning_rate, default=C.LR, help="Adam learning rate (paper)")

@@ -1,9 +1,9 @@
-"""Keep ordinary frames (``--keep-ordinary``, "the veto" in docs/detection.md): a frame the
+"""Keep ordinary frames (``--keep-ordinary``, "the veto" in docs/history.md): a frame the
 network's score flags is kept when, seen without the network, it looks like the frames training
 used. Every corruption kind of the benchmark changes how sharp a frame is (blur, fog, noise, water)
 or what colour some place of it has (mud, glare, fog, drops); rare but clean scenery (a stretch of
 pale buildings, trees close by) changes neither, yet the network reconstructs it badly, most of all
-when the trimming judgement left it out of training (docs/detection.md, items 5, 10 and 13).
+when the trimming judgement left it out of training (docs/history.md, items 5, 10 and 13).
 ``unusualness`` measures both with no model: the log variance of the Laplacian and
 ``stuck_colour``, each in robust z against the frames training used. The same measure also grows
 removed runs (``--grow-runs``, "--extend" in the record): a frame beside a removed stretch goes

@@ -268,7 +268,7 @@ def paper_view(pcc: np.ndarray, mode: str = "reflect") -> Decision:
     """The published rule on the ``pcc`` score (1 - PCC) whatever the run's own settings: filtered
     over ``PAPER_MEDIAN_KS`` frames, removed where PCC_med is below ``median(PCC_med) - DELTA_MARGIN``.
     Shown beside the tool's own decision, because this rule can keep every corrupted frame without a
-    sign (smooth corruptions reconstruct *better*; docs/detection.md) and a user comparing with the
+    sign (smooth corruptions reconstruct *better*; docs/history.md) and a user comparing with the
     paper should see what it would have done on their data."""
     cfg = Config(
         score="pcc", threshold="paper", median_k=PAPER_MEDIAN_KS, median_mode=mode, delta_margin=DELTA_MARGIN

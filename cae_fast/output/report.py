@@ -9,7 +9,7 @@
   (overall and per corruption kind);
 - ``extremes.png``: original / reconstruction / |residual| of the most and least anomalous frames;
 - ``segments.png``: first, middle and last frame of the longest removed segments: dirt on the lens,
-  or rare scenery the trimming left out of training (docs/detection.md, item 15)?
+  or rare scenery the trimming left out of training (docs/history.md, item 15)?
 - ``training.png``: L_rec, L_ref and mean ||z|| per epoch from the run's ``train_log.jsonl``.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas, never through

@@ -3,7 +3,7 @@ like, with no network involved. A camera on a vehicle sees sky at the top and ro
 every frame; what sits on the lens (mud, a water film, glare) changes the same places for as long as
 it stays. A fixed overlay is also the easiest thing for the CAE to reproduce once it trains on it,
 and the trimming judgement, made after two epochs, had already trusted most of the mud runs the
-default then missed (docs/detection.md, item 12, where the term is called ``lens``); the input still
+default then missed (docs/history.md, item 12, where the term is called ``lens``); the input still
 shows them plainly against a running per-place baseline.
 
 Inputs are the per-tile colour means of each frame (``tile_rgb``, ``(N, 3 * G * G)`` on the 0-1
@@ -11,7 +11,7 @@ scale, from the scoring pass), in frame order; ``score.terms.stuck_colour`` turn
 robust z per tile position, as ``bad_tiles`` does with the CAE's tile errors, after ``persistent``
 has kept of each tile's deviation only what lasts: what sits on the lens stays put for the whole
 run, while a tree, a building or a car passing through a tile moves on within a few frames
-(docs/detection.md, item 18).
+(docs/history.md, item 18).
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ def network_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
     structure the CAE cannot reproduce (drops, noise); the detail ratios, of the whole frame and
     of its median tile, catch what removes structure, which a plain reconstruction error scores as
     *cleaner* (the failure of the published reproduction); ``bad_tiles`` catches what covers part of
-    the frame (mud, dirt). See docs/detection.md, items 2 and 6.
+    the frame (mud, dirt). See docs/history.md, items 2 and 6.
     """
     return np.stack(
         [
@@ -290,7 +290,7 @@ def trim_score(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     Higher = dirtier.
 
     A mud run the network's terms miss at the first judgement stays in training and is then
-    reproduced (the failing mud runs of docs/detection.md, item 19, were 41-100% trained on, the
+    reproduced (the failing mud runs of docs/history.md, item 19, were 41-100% trained on, the
     passing ones almost never); ``stuck_colour`` needs no network and sees it from the start
     (item 20). Frame by frame (``--median-k 1``) its clean tail is wide, and in the trimming it lost
     more than it won when it was not yet persistent (item 13), so unordered data keeps ``loudest``."""
@@ -307,7 +307,7 @@ def combined(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
 
     A corrupted frame often raises two terms part of the way (a weak raindrop run: added_structure and
     bad_tiles) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
-    the same. Measured against ``loudest`` on the same networks (docs/detection.md, item 6; the
+    the same. Measured against ``loudest`` on the same networks (docs/history.md, item 6; the
     record's names are older: the mapping is in docs/method.md). ``stuck_colour`` sees what sits on
     the lens even where the network learned to reproduce it (item 12); it is left out of
     ``loudest``, which was measured without it. ``persist`` as for ``stuck_colour``: one already in

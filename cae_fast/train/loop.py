@@ -36,7 +36,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 CHECKPOINT_FORMAT = 1
 # Older checkpoints may also hold "early_model" (the network of the first trimming judgement, for the
-# removed --score combo_ens, measured not better: docs/detection.md, items 7 and 17); loading ignores it.
+# removed --score combo_ens, measured not better: docs/history.md, items 7 and 17); loading ignores it.
 
 
 @dataclass
