@@ -29,7 +29,8 @@ from cae_fast.model.encode import encode_frames
 from cae_fast.model.losses import rec_loss, ref_loss
 from cae_fast.model.zoo import build_model
 from cae_fast.ops import reference
-from cae_fast.score.terms import COMBINED, SCORERS, Batch, score_frames
+from cae_fast.score.combine import COMBINED
+from cae_fast.score.terms import SCORERS, Batch, score_frames
 from cae_fast.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]

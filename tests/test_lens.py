@@ -8,16 +8,9 @@ from scipy.ndimage import median_filter
 
 from cae_fast.config import Config
 from cae_fast.model.zoo import build_model
+from cae_fast.score.combine import TILE_GRID, combined, loudest, robust_z, stuck_colour, trim_score
 from cae_fast.score.lens import LENS_STRIDE, LENS_WINDOW, baseline, deviation, persistence, persistent
-from cae_fast.score.terms import (
-    TILE_GRID,
-    combined,
-    loudest,
-    robust_z,
-    score_frames,
-    stuck_colour,
-    trim_score,
-)
+from cae_fast.score.terms import score_frames
 
 SIZE = 4 * TILE_GRID  # 4-pixel tiles
 

@@ -6,17 +6,16 @@ import torch
 
 from cae_fast.config import Config
 from cae_fast.model.cae import CAE
-from cae_fast.score.terms import (
+from cae_fast.score.combine import (
     COMBINED,
-    SCORE_NAMES,
     TILE_GRID,
     added_structure,
     bad_tiles,
     combined,
     loudest,
     robust_z,
-    score_frames,
 )
+from cae_fast.score.terms import SCORE_NAMES, score_frames
 
 
 def test_robust_z_known_values_and_zero_mad():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from skimage import data, transform
 
+from cae_fast.score.combine import combined
 from cae_fast.score.shots import find_shots, shot_relative
-from cae_fast.score.terms import combined
 
 GRID = 8
 

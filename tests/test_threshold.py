@@ -46,8 +46,8 @@ from cae_fast.decide.rules import (  # noqa: E402
     paper_view,
     removed_segments,
 )
+from cae_fast.score.combine import robust_z  # noqa: E402
 from cae_fast.score.median import median_filter_1d  # noqa: E402
-from cae_fast.score.terms import robust_z  # noqa: E402
 
 
 def _series(n: int = 600, seed: int = 0) -> np.ndarray:

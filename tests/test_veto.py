@@ -13,7 +13,8 @@ from cae_fast.data.synth import KINDS, SynthSpec, generate
 from cae_fast.decide.postprocess import NEEDS, decide_frames, grow_runs, keep_ordinary, unusualness
 from cae_fast.decide.rules import decide
 from cae_fast.model.zoo import build_model
-from cae_fast.score.terms import robust_z, score_frames
+from cae_fast.score.combine import robust_z
+from cae_fast.score.terms import score_frames
 
 
 def test_no_corruption_kind_looks_ordinary_but_many_clean_frames_do():

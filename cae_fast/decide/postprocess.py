@@ -18,7 +18,7 @@ import numpy as np
 
 from cae_fast.config import GROW_RUNS_GATE, Config
 from cae_fast.decide.rules import Decision, Threshold, decide, removed_segments, sanity_warnings
-from cae_fast.score.terms import LAP_EPS, robust_z, stuck_colour
+from cae_fast.score.combine import LAP_EPS, robust_z, stuck_colour
 
 # What ``unusualness`` reads, for the scoring pass to compute beside the chosen score.
 NEEDS = ("lapvar", "stuck_colour")

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cae_fast.config import DELTA_MARGIN, LONG_FILTER_GATE, PAPER_MEDIAN_KS, Config
+from cae_fast.score.combine import MAD_TO_SIGMA, robust_z
 from cae_fast.score.median import effective_k, median_filter_1d
-from cae_fast.score.terms import MAD_TO_SIGMA, robust_z
 
 
 @dataclass

@@ -7,7 +7,7 @@ default then missed (docs/history.md, item 12, where the term is called ``lens``
 shows them plainly against a running per-place baseline.
 
 Inputs are the per-tile colour means of each frame (``tile_rgb``, ``(N, 3 * G * G)`` on the 0-1
-scale, from the scoring pass), in frame order; ``score.terms.stuck_colour`` turns ``deviation`` into
+scale, from the scoring pass), in frame order; ``score.combine.stuck_colour`` turns ``deviation`` into
 robust z per tile position, as ``bad_tiles`` does with the CAE's tile errors, after ``persistent``
 has kept of each tile's deviation only what lasts: what sits on the lens stays put for the whole
 run, while a tree, a building or a car passing through a tile moves on within a few frames
