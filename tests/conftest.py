@@ -15,14 +15,21 @@ FAST_FLAGS = [
 ]  # fmt: skip
 
 
-def make_frames(n: int = TINY_FRAMES, size: int = TINY_SIZE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A smooth drifting gradient scene; frames 30..35 carry bright blobs (label 1 = dirty)."""
-    rng = np.random.default_rng(seed)
+def drifting_scene(n: int, size: int) -> np.ndarray:
+    """``n`` clean float32 frames ``(n, size, size, 3)`` in 0-1: a smooth gradient that drifts
+    slowly with the frame index (a video with nothing wrong in it)."""
     yy, xx = np.mgrid[0:size, 0:size] / size
     frames = np.empty((n, size, size, 3), np.float32)
     for i in range(n):
         base = 0.3 + 0.3 * np.sin(3 * xx + i / 10) * yy
         frames[i] = np.stack([base, base * 0.9, 1 - base], -1)
+    return frames
+
+
+def make_frames(n: int = TINY_FRAMES, size: int = TINY_SIZE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth drifting gradient scene; frames 30..35 carry bright blobs (label 1 = dirty)."""
+    rng = np.random.default_rng(seed)
+    frames = drifting_scene(n, size)
     labels = np.zeros(n, np.uint8)
     labels[30:36] = 1
     for i in range(30, min(36, n)):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import drifting_scene
 from PIL import Image
 
 import cae_fast
@@ -40,12 +41,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def sequence(n: int = N, run: tuple[int, int] = RUN, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Smooth drifting frames with a saturated splat on the lens over frames ``run`` (label 1)."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-    frames = np.empty((n, SIZE, SIZE, 3), np.float32)
-    for i in range(n):
-        base = 0.3 + 0.3 * np.sin(3 * xx + i / 10) * yy
-        frames[i] = np.stack([base, base * 0.9, 1 - base], -1)
+    frames = drifting_scene(n, SIZE)
     frames += rng.normal(0, 0.01, frames.shape).astype(np.float32)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     frames[run[0] : run[1], (yy - 0.4) ** 2 + (xx - 0.6) ** 2 < 0.15**2] = 1.0
     labels = np.zeros(n, np.uint8)
     labels[run[0] : run[1]] = 1
