@@ -166,8 +166,10 @@ def test_judge_separates_ranking_from_decision():
 def test_the_test_split_stays_closed_without_a_written_rule():
     from benchmarks.external import runner
 
-    with pytest.raises(SystemExit):  # the test split stays closed without a written adoption rule
-        runner.parse_args(["--split", "test"])
+    for split in ("test", "test2"):  # every test split stays closed without a written adoption rule
+        with pytest.raises(SystemExit):
+            runner.parse_args(["--split", split])
+    assert runner.parse_args(["--split", "dev"]).split == "dev"
 
 
 def test_pyod_peers_find_frames_unlike_the_rest():

@@ -119,7 +119,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="OMP/torch threads of every row (shared machine)")
     ap.add_argument("--append", action="store_true", help="add these rows to the results already in --out")
     args = ap.parse_args(argv)
-    if args.split == "test" and (args.rule is None or not args.rule.is_file()):
+    if args.split.startswith("test") and (args.rule is None or not args.rule.is_file()):
         ap.error("the test split is frozen: pass --rule FILE, the adoption rule written down before")
     for row in args.rows.split(","):
         if row not in ROWS:
