@@ -286,7 +286,7 @@ def test_mad_threshold_labels_file_metrics_and_report(tmp_path, tiny_npz, tiny_f
     labels_txt.write_text("".join(f"{v}\n" for v in tiny_frames[1]))
     run = tmp_path / "run"
     flags = ["--score", "pcc", "--threshold", "mad", "--median-k", "3,5", "--detrend", "31", "--mad-k", "2.5"]
-    flags += ["--report", "--keep-ordinary", "0", "--grow-runs", "0"]  # the cut alone
+    flags += ["--report", "--keep-ordinary", "0", "--grow-runs", "0", "--stand-out", "0"]  # the cut alone
     out = _run_ok(["--data", str(tiny_npz), "--out", str(run), "--labels", str(labels_txt), *flags], capsys)
     assert "removed segments" in out and "ROC-AUC" in out and "report:" in out
     with np.load(run / "filter_result.npz", allow_pickle=False) as r:

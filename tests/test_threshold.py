@@ -62,7 +62,7 @@ def test_mad_rule_is_one_sided_robust_z_beyond_k():
     s[100], s[200] = 0.15, 0.05  # one dirtier, one cleaner than the crowd
     med = np.median(s)
     z = (s - med) / (1.4826 * np.median(np.abs(s - med)))
-    t = apply_threshold("mad", s, Config(threshold="mad", mad_k=3.0))
+    t = apply_threshold("mad", s, Config(threshold="mad", mad_k=3.0, stand_out=0))
     np.testing.assert_allclose(t.stat, z)
     np.testing.assert_array_equal(t.is_clean, z <= 3.0)
     assert not t.is_clean[100] and t.is_clean[200]  # only the dirty tail
@@ -103,9 +103,9 @@ def test_detrending_finds_a_run_that_a_drift_hides():
 def test_short_run_survives_the_short_filter_and_scales_combine_by_max():
     s = _series(800)
     s[300:320] -= 0.05  # 20 frames: a 101-frame median filter erases them
-    cfg = Config(threshold="mad", median_k=(101,))
+    cfg = Config(threshold="mad", median_k=(101,), stand_out=0)  # the cut itself
     assert decide(1 - s, "pcc", cfg).threshold.is_clean[300:320].all()
-    both = decide(1 - s, "pcc", Config(threshold="mad", median_k=(21, 101)))
+    both = decide(1 - s, "pcc", Config(threshold="mad", median_k=(21, 101), stand_out=0))
     assert not both.threshold.is_clean[302:318].any() and both.ks == (21, 101)
     z21, z101 = [dirty_z([median_filter_1d(1 - s, k)]) for k in (21, 101)]
     # the long filter counts only where the short one already sees something (z > LONG_FILTER_GATE)
@@ -203,7 +203,7 @@ def test_paper_rule_that_removes_nothing_says_so():
 def test_segments_list_where_they_are_and_how_much_training_saw():
     s = _series(400)
     s[100:160] -= 0.05  # a dip in PCC: a dirtier run
-    d = decide(1 - s, "pcc", Config(threshold="mad", median_k=(5,)))
+    d = decide(1 - s, "pcc", Config(threshold="mad", median_k=(5,), stand_out=0))
     assert not d.threshold.is_clean[105:155].any() and d.warnings == []
     lines = format_segments(d)
     assert "removed segments: 1" in lines[0] and "100" in lines[1] and "trained on" not in lines[1]
@@ -211,3 +211,33 @@ def test_segments_list_where_they_are_and_how_much_training_saw():
     a, b = d.segments[0]
     share = np.mean(seen[a:b])
     assert 0 < share < 1 and format_segments(d, trained_on=seen)[1] == f"{lines[1]}, {share:.0%} trained on"
+
+
+def test_nothing_is_removed_from_pure_noise_and_the_run_says_so():
+    """A robust z of Gaussian noise has the normal tail: a cut at 2.25 alone removes its share
+    (1 - Phi(2.25) = 1.22%) though nothing is wrong. No frame of 20,000 reaches z 6 (the chance is
+    2e-5), so the default finds nothing standing out, removes nothing and says so in one line."""
+    from scipy.stats import norm
+
+    s = np.random.default_rng(3).standard_normal(20_000)
+    cut_alone = decide(s, "x", Config(threshold="mad", median_k=(1,), stand_out=0))
+    assert (~cut_alone.is_clean).mean() == pytest.approx(norm.sf(2.25), abs=0.002)
+    d = decide(s, "x", Config(threshold="mad", median_k=(1,)))
+    assert d.is_clean.all() and len(d.segments) == 0
+    top = (s.max() - np.median(s)) / (1.4826 * np.median(np.abs(s - np.median(s))))
+    assert 3.5 < top < 4.5  # the largest of 20,000 normal draws
+    assert d.warnings == [f"nothing stands out: the highest robust z is {top:.2f}, not above --stand-out 6, "
+                          "so no frame was removed"]  # fmt: skip
+
+
+def test_a_run_that_stands_out_is_cut_as_before_with_its_tail():
+    """One frame far out (z ~ 10) is enough: the guard stays out of the way, and the cut at 2.25
+    removes that frame and the noise's own tail exactly as with the guard off."""
+    s = np.random.default_rng(4).standard_normal(5_000)
+    s[2_000:2_040] += 10.0
+    on = decide(s, "x", Config(threshold="mad", median_k=(1,)))
+    off = decide(s, "x", Config(threshold="mad", median_k=(1,), stand_out=0))
+    np.testing.assert_array_equal(on.is_clean, off.is_clean)
+    assert not on.is_clean[2_000:2_040].any() and on.warnings == []
+    contamination = decide(s, "x", Config(threshold="contamination", contamination=0.01, median_k=(1,)))
+    assert (~contamination.is_clean).sum() == 50  # only the mad rule has the guard

@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--mad-k", type=T.nonnegative_float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes"
     )
+    s.add_argument("--stand-out", type=T.nonnegative_float, default=C.STAND_OUT, metavar="Z",
+                   help="'mad': when no frame's robust z exceeds Z, nothing stands out from the bulk: "
+                   "remove nothing and say so (0 = always cut at --mad-k)")  # fmt: skip
     s.add_argument(
         "--keep-ordinary",
         type=T.nonnegative_float,
@@ -395,7 +398,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         score=args.score,
         threshold=args.threshold,
         delta_margin=args.delta_margin,
-        **{k: getattr(args, k) for k in ("mad_k", "contamination", "fixed", "detrend", "labels", "shots")},
+        **{
+            k: getattr(args, k)
+            for k in ("mad_k", "stand_out", "contamination", "fixed", "detrend", "labels", "shots")
+        },
         report=args.report,
         out=out,
     )

@@ -127,10 +127,21 @@ def _z_name(cfg: Config) -> str:
 
 
 def mad_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
-    """Removed when the robust z exceeds ``cfg.mad_k`` (= k MADs * 1.4826)."""
+    """Removed when the robust z exceeds ``cfg.mad_k`` (= k MADs * 1.4826), provided some frame's
+    exceeds ``cfg.stand_out`` (0: always); otherwise nothing stands out and nothing is removed."""
     z = dirty_z(filtered, cfg.detrend, cfg.median_mode)
     name = _z_name(cfg)
-    return Threshold(float(cfg.mad_k), z <= cfg.mad_k, f"mad: {name} > {cfg.mad_k:g}", z, name, False)
+    rule = f"mad: {name} > {cfg.mad_k:g}" + (
+        f" if any exceeds {cfg.stand_out:g}" if cfg.stand_out > 0 else ""
+    )
+    is_clean = np.ones(len(z), bool) if nothing_stands_out(z, cfg) else z <= cfg.mad_k
+    return Threshold(float(cfg.mad_k), is_clean, rule, z, name, False)
+
+
+def nothing_stands_out(z: np.ndarray, cfg: Config) -> bool:
+    """Whether no frame's robust z exceeds ``cfg.stand_out`` (with the guard on), so that a cut would
+    only trim the tail every robust z has (config.STAND_OUT)."""
+    return cfg.threshold == "mad" and cfg.stand_out > 0 and len(z) > 0 and float(np.max(z)) <= cfg.stand_out
 
 
 def contamination_rule(filtered: list[np.ndarray], cfg: Config) -> Threshold:
@@ -284,7 +295,11 @@ def sanity_warnings(raw: np.ndarray, d: Decision, cfg: Config) -> list[str]:
     out = []
     is_clean, n = d.threshold.is_clean, len(raw)
     n_removed = int(n - is_clean.sum())
-    if n_removed == 0 and n:
+    if n_removed == 0 and n and d.threshold.stat is not None and nothing_stands_out(d.threshold.stat, cfg):
+        top = float(np.max(d.threshold.stat))
+        out.append(f"nothing stands out: the highest {d.threshold.stat_name} is {top:.2f}, not above "
+                   f"--stand-out {cfg.stand_out:g}, so no frame was removed")  # fmt: skip
+    elif n_removed == 0 and n:
         t = d.threshold
         msg = f"the {cfg.threshold} threshold removed no frames ({t.rule}, delta {t.delta:.4g})"
         if cfg.threshold == "paper":
