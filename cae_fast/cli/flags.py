@@ -364,47 +364,25 @@ def config_from_args(args: argparse.Namespace) -> Config:
     made_here = next((p for p in (train_data, data) if builtin.is_builtin(p)), None)
     if image_size is None and made_here:  # built-in sets are made at any size: their own default
         image_size = builtin.DEFAULT_SIZE[builtin.parse(made_here).name]
+    # Every other flag is the Config field of its name; these are set above or by the presets below.
+    special = {
+        "data",
+        "train_data",
+        "val_data",
+        "image_size",
+        "latent_dim",
+        "channels",
+        "arch",
+        "resume",
+        "out",
+    }
+    same = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+            if f.name in vars(args) and f.name not in special | set(PRESET_FLAGS)}  # fmt: skip
     cfg = Config(
-        data=data,
-        train_data=train_data,
-        val_data=val_data,
-        image_size=image_size,
-        skip_bad=args.skip_bad,
-        cache_dir=args.cache_dir,
-        demo_frames=args.demo_frames,
-        arch=arch,
-        kl_weight=args.kl_weight,
-        kl_warmup=args.kl_warmup,
-        latent_dim=latent_dim,
-        channels=channels,
-        train_frames=args.train_frames,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lambda_ref=args.lambda_ref,
-        m_ref=args.m_ref,
-        rec_loss=args.rec_loss,
-        ref_norm=args.ref_norm,
-        ref_exclude_self=args.ref_exclude_self,
-        trim_at=args.trim_at,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-        workers=args.workers,
-        resume=resume,
-        progress=not args.no_progress,
-        score_only=args.score_only,
-        score_batch=args.score_batch,
-        median_mode=args.median_mode,
-        score=args.score,
-        threshold=args.threshold,
-        delta_margin=args.delta_margin,
-        **{
-            k: getattr(args, k)
-            for k in ("mad_k", "stand_out", "contamination", "fixed", "detrend", "labels", "shots")
-        },
-        report=args.report,
+        **same, data=data, train_data=train_data, val_data=val_data, image_size=image_size,
+        latent_dim=latent_dim, channels=channels, arch=arch, resume=resume, progress=not args.no_progress,
         out=out,
-    )
+    )  # fmt: skip
     if args.paper:  # overrides --score and --threshold (the flag's help says so)
         cfg = cfg.paper()
     if train_data:
