@@ -29,7 +29,6 @@ from cae_fast.data import load_frames
 from cae_fast.data.sources import array_frames
 from cae_fast.decide.best_f1 import CHECKPOINT_KEY
 from cae_fast.errors import InputError
-from cae_fast.model.cae import check_image_size
 from cae_fast.model.zoo import hparams_of
 from cae_fast.score.terms import SCORE_NAMES, score_frames
 from cae_fast.train import loop
@@ -172,7 +171,7 @@ class FrameFilter:
         self : FrameFilter
         """
         cfg = self.config
-        _check_settings(cfg)
+        fitting.check_settings(cfg)
         device = pick_device(cfg.device)
         with _workspace() as tmp:
             images, labels, names, cfg = _frames(X, cfg, tmp)
@@ -335,15 +334,6 @@ def _as_field(name: str, value: Any) -> Any:
     if isinstance(default, tuple) and not isinstance(value, tuple):
         return tuple(value) if isinstance(value, list | np.ndarray) else (value,)
     return value
-
-
-def _check_settings(cfg: Config) -> None:
-    try:
-        check_image_size(cfg.image_size, cfg.channels)
-    except ValueError as exc:
-        raise InputError("image_size", str(exc)) from None
-    if cfg.score not in SCORE_NAMES:
-        raise InputError("score", f"unknown score {cfg.score!r}; known: {', '.join(SCORE_NAMES)}")
 
 
 def _workspace() -> tempfile.TemporaryDirectory:

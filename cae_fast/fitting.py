@@ -22,7 +22,8 @@ from cae_fast.decide import postprocess
 from cae_fast.decide.best_f1 import Cut, choose_cut
 from cae_fast.decide.rules import Decision
 from cae_fast.errors import InputError
-from cae_fast.score.terms import score_frames
+from cae_fast.model.cae import check_image_size
+from cae_fast.score.terms import SCORE_NAMES, score_frames
 from cae_fast.train.loop import CHECKPOINT_NAME, load_checkpoint, train, train_subset
 
 Flag = Callable[[str], str]  # a setting's name as the caller's user spells it ("--lr" or "lr")
@@ -30,6 +31,17 @@ Flag = Callable[[str], str]  # a setting's name as the caller's user spells it (
 
 def api_name(name: str) -> str:
     return name
+
+
+def check_settings(cfg: Config, flag: Flag = api_name) -> None:
+    """The settings no later step can meet, refused before any frame is read: an image size the
+    network cannot halve down to its bottleneck, an unknown score."""
+    try:
+        check_image_size(cfg.image_size, cfg.channels)
+    except ValueError as exc:
+        raise InputError(flag("image_size"), str(exc)) from None
+    if cfg.score not in SCORE_NAMES:
+        raise InputError(flag("score"), f"unknown score {cfg.score!r}; known: {', '.join(SCORE_NAMES)}")
 
 
 @dataclasses.dataclass

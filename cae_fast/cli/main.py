@@ -27,7 +27,6 @@ from cae_fast.data import Frames, check_same_size, default_cache_dir, load_frame
 from cae_fast.decide.best_f1 import CHECKPOINT_KEY, format_cut
 from cae_fast.decide.rules import Decision, filtered, format_decision, format_segments, paper_view
 from cae_fast.errors import InputError
-from cae_fast.model.cae import check_image_size
 from cae_fast.model.zoo import n_parameters
 from cae_fast.output import evaluate as ev
 from cae_fast.output.export import write_lists, write_result, write_scores_csv
@@ -47,13 +46,6 @@ from cae_fast.train.loop import (
 def _flag(name: str) -> str:
     """A setting's name as the command line spells it, for ``fitting``'s errors."""
     return "--" + name.replace("_", "-")
-
-
-def _check_size(cfg: Config) -> None:
-    try:
-        check_image_size(cfg.image_size, cfg.channels)
-    except ValueError as exc:
-        raise InputError("--image-size", str(exc)) from None
 
 
 def run(cfg: Config, say=print) -> dict:
@@ -79,7 +71,7 @@ def _run(cfg: Config, say) -> dict:
                 f"checkpoint was trained on {hparams['image_size']}x{hparams['image_size']} frames, "
                 f"not --image-size {cfg.image_size}",
             )
-    _check_size(cfg)
+    fitting.check_settings(cfg, _flag)
     out = Path(cfg.out)  # created, locked and checked writable by output.outdir.hold
     t0 = time.perf_counter()
     frames = _load(cfg)
