@@ -6,15 +6,28 @@
 namespace cae_fast {
 
 // Sum of squared residuals x - y over len consecutive values of one row: the one expression both
-// devices add up.
+// devices add up. Four running sums (value j into sum j % 4, the tail into the first), added
+// pairwise at the end: one chain of dependent adds made the CPU loop wait on each add (1.3-1.5x
+// slower; docs/ops.md, "One expression on both devices").
 template <typename T>
 CAE_HD double row_sq_residual(const T* __restrict__ x, const T* __restrict__ y, int64_t len) {
-  double r = 0.0;
-  for (int64_t j = 0; j < len; ++j) {
-    const double d = to_double(x[j]) - to_double(y[j]);
-    r += d * d;
+  double r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0;
+  int64_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const double d0 = to_double(x[j]) - to_double(y[j]);
+    const double d1 = to_double(x[j + 1]) - to_double(y[j + 1]);
+    const double d2 = to_double(x[j + 2]) - to_double(y[j + 2]);
+    const double d3 = to_double(x[j + 3]) - to_double(y[j + 3]);
+    r0 += d0 * d0;
+    r1 += d1 * d1;
+    r2 += d2 * d2;
+    r3 += d3 * d3;
   }
-  return r;
+  for (; j < len; ++j) {
+    const double d = to_double(x[j]) - to_double(y[j]);
+    r0 += d * d;
+  }
+  return (r0 + r1) + (r2 + r3);
 }
 
 // Sum of squared residuals over tile (gi, gj) of side patch of one [C, H, W] frame pair: channel by
