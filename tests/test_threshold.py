@@ -204,7 +204,9 @@ def test_segments_list_where_they_are_and_how_much_training_saw():
     s = _series(400)
     s[100:160] -= 0.05  # a dip in PCC: a dirtier run
     d = decide(1 - s, "pcc", Config(threshold="mad", median_k=(5,), stand_out=0))
-    assert not d.threshold.is_clean[105:155].any() and d.warnings == []
+    assert not d.threshold.is_clean[105:155].any()
+    # a dip of 5 noise SDs on a wave peaks at z ~4: the run is told it may be only the tail
+    assert [w.split(" (")[0] for w in d.warnings] == ["no frame stands out far from the rest"]
     lines = format_segments(d)
     assert "removed segments: 1" in lines[0] and "100" in lines[1] and "trained on" not in lines[1]
     seen = np.arange(400) < 130  # the network trained on the first 30 frames of the segment
@@ -216,13 +218,13 @@ def test_segments_list_where_they_are_and_how_much_training_saw():
 def test_nothing_is_removed_from_pure_noise_and_the_run_says_so():
     """A robust z of Gaussian noise has the normal tail: a cut at 2.25 alone removes its share
     (1 - Phi(2.25) = 1.22%) though nothing is wrong. No frame of 20,000 reaches z 6 (the chance is
-    2e-5), so the default finds nothing standing out, removes nothing and says so in one line."""
+    2e-5): with --stand-out 6 nothing stands out, nothing is removed, and the run says so."""
     from scipy.stats import norm
 
     s = np.random.default_rng(3).standard_normal(20_000)
     cut_alone = decide(s, "x", Config(threshold="mad", median_k=(1,), stand_out=0))
     assert (~cut_alone.is_clean).mean() == pytest.approx(norm.sf(2.25), abs=0.002)
-    d = decide(s, "x", Config(threshold="mad", median_k=(1,)))
+    d = decide(s, "x", Config(threshold="mad", median_k=(1,), stand_out=6.0))
     assert d.is_clean.all() and len(d.segments) == 0
     top = (s.max() - np.median(s)) / (1.4826 * np.median(np.abs(s - np.median(s))))
     assert 3.5 < top < 4.5  # the largest of 20,000 normal draws
@@ -231,13 +233,25 @@ def test_nothing_is_removed_from_pure_noise_and_the_run_says_so():
 
 
 def test_a_run_that_stands_out_is_cut_as_before_with_its_tail():
-    """One frame far out (z ~ 10) is enough: the guard stays out of the way, and the cut at 2.25
-    removes that frame and the noise's own tail exactly as with the guard off."""
+    """A run far out (z ~ 10) is enough: the guard stays out of the way, and the cut at 2.25
+    removes that run and the noise's own tail exactly as with the guard off."""
     s = np.random.default_rng(4).standard_normal(5_000)
     s[2_000:2_040] += 10.0
-    on = decide(s, "x", Config(threshold="mad", median_k=(1,)))
+    on = decide(s, "x", Config(threshold="mad", median_k=(1,), stand_out=6.0))
     off = decide(s, "x", Config(threshold="mad", median_k=(1,), stand_out=0))
     np.testing.assert_array_equal(on.is_clean, off.is_clean)
     assert not on.is_clean[2_000:2_040].any() and on.warnings == []
     contamination = decide(s, "x", Config(threshold="contamination", contamination=0.01, median_k=(1,)))
     assert (~contamination.is_clean).sum() == 50  # only the mad rule has the guard
+
+
+def test_a_cut_without_the_guard_says_when_nothing_stands_out_and_keeps_its_decision():
+    """With --stand-out off (the default) the decision is the cut's; the run is only told, in one
+    line, that no frame reached z 6, so what went may be the tail (here: pure noise, all of it)."""
+    s = np.random.default_rng(3).standard_normal(20_000)
+    d = decide(s, "x", Config(threshold="mad", median_k=(1,)))
+    n = int((~d.is_clean).sum())
+    assert n == int((d.stat > 2.25).sum()) > 0
+    assert len(d.warnings) == 1 and f"the {n} removed frame(s) may be only the tail" in d.warnings[0]
+    s[:50] += 20.0  # a run far out: no such line
+    assert decide(s, "x", Config(threshold="mad", median_k=(1,))).warnings == []

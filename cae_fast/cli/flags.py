@@ -278,9 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--mad-k", type=T.nonnegative_float, default=C.MAD_K, help="'mad': robust z beyond which a frame goes"
     )
-    s.add_argument("--stand-out", type=T.nonnegative_float, default=C.STAND_OUT, metavar="Z",
-                   help="'mad': when no frame's robust z exceeds Z, nothing stands out from the bulk: "
-                   "remove nothing and say so (0 = always cut at --mad-k)")  # fmt: skip
+    s.add_argument("--stand-out", type=T.nonnegative_float, default=0.0, metavar="Z",
+                   help="'mad': when no frame's robust z exceeds Z (e.g. 6), nothing stands out from "
+                   "the bulk: remove nothing and say so; 0 = off (docs/external.md)")  # fmt: skip
     s.add_argument(
         "--keep-ordinary",
         type=T.nonnegative_float,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cae_fast.config import DELTA_MARGIN, LONG_FILTER_GATE, PAPER_MEDIAN_KS, Config
+from cae_fast.config import DELTA_MARGIN, LONG_FILTER_GATE, PAPER_MEDIAN_KS, STAND_OUT, Config
 from cae_fast.score.combine import MAD_TO_SIGMA, robust_z
 from cae_fast.score.median import effective_k, median_filter_1d
 
@@ -314,6 +314,14 @@ def sanity_warnings(raw: np.ndarray, d: Decision, cfg: Config) -> list[str]:
         out.append(msg)
     elif n_removed == n:
         out.append(f"the {cfg.threshold} threshold removed every frame ({d.threshold.rule})")
+    elif cfg.threshold == "mad" and cfg.stand_out <= 0 and d.threshold.stat is not None:
+        top = float(np.max(d.threshold.stat))
+        if top <= STAND_OUT:  # the decision stays: on real footage weak runs peak this low too
+            out.append(
+                f"no frame stands out far from the rest (the highest {d.threshold.stat_name} is {top:.2f}, "
+                f"not above {STAND_OUT:g}): the {n_removed} removed frame(s) may be only the tail that every "
+                f"spread has; review them before deleting (--stand-out {STAND_OUT:g} removes nothing then)"
+            )
     return out
 
 
