@@ -8,7 +8,8 @@ over the frame index at each length in ``cfg.median_k``, applies the rule named 
   when ``PCC_med >= delta``; on the ``pcc`` score (1 - PCC) that is ``median + DELTA_MARGIN``, and
   a frame is clean when its filtered score is at most that.
 - ``mad``: robust z-scores ``(s - median) / (1.4826 MAD)`` of the filtered score, a frame is
-  removed when z > ``mad_k``. Optionally against a
+  removed when z > ``mad_k`` (with ``stand_out`` > 0, only once some frame's z exceeds it; off by
+  default, docs/external.md "Nothing stands out"). Optionally against a
   *local* baseline: the score minus its rolling median over ``detrend`` frames, so slow drifts of
   the whole sequence (lighting, scenery) do not hide a run or flag a whole stretch.
 - ``contamination``: the top ``contamination`` fraction of that same z statistic.
