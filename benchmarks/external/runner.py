@@ -3,8 +3,9 @@ reduced epoch budget, lapvar, PyOD IsolationForest and ECOD) on every sequence o
 markdown and JSON. The tool runs through its command line (``python -m cae_fast.run``) and is read
 back from the ``filter_result.npz`` it writes.
 
-The test split is frozen: it runs only with ``--rule FILE``, the adoption rule written down before
-(its text is stored with the results).
+The test splits (``test``, ``test2``, ...) are frozen: one runs only with ``--rule FILE``, the
+adoption rule written down before (its text is stored with the results), and each judges one
+candidate once (``benchmarks/external/rules/``).
 """
 
 from __future__ import annotations
