@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -149,6 +150,15 @@ def test_help_shows_paper_defaults(capsys):
         assert flag in text and f"default: {default}" in text
     assert "paper: 100" in text and "paper: 1024" in text and "paper: 224" in text and "paper: 101" in text
     assert "--paper" in text and "default: 21;" in text  # the published recipe as one switch
+
+
+def test_help_names_every_builtin_set(capsys):
+    from cae_fast.data.builtin import DEFAULT_SIZE
+
+    assert main(["--help"]) == 0
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps anywhere, even at a hyphen
+    for name in DEFAULT_SIZE:  # "drive" must not pass for "drive-clean" alone
+        assert re.search(rf"builtin:{re.escape(name)}(?![-\w])", text), name
 
 
 def test_median_k_larger_than_data_warns_and_shrinks(tmp_path, tiny_npz, capsys):

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of images (png/jpg/jpeg/bmp/webp, recursive, natural "
         "sort = frame order), .npy (N,H,W,3 | N,3,H,W | N,H,W; uint8 or float in [0,1]) or .npz with "
         "'images' and optional 'labels' (1 = dirty), or a built-in labelled set builtin:digits / "
-        "builtin:drive[:train|val|test][:N] (see --train-data). Default: the built-in synthetic sequence",
+        "builtin:drive[:train|val|test][:N] (see --train-data) / builtin:drive-clean[:split][:N] (the "
+        "same driving, nothing corrupted). Default: the built-in synthetic sequence",
     )
     d.add_argument(
         "--train-data",
