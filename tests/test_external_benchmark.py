@@ -166,7 +166,7 @@ def test_judge_separates_ranking_from_decision():
 def test_the_test_split_stays_closed_without_a_written_rule():
     from benchmarks.external import runner
 
-    for split in ("test", "test2"):  # every test split stays closed without a written adoption rule
+    for split in ("test", "test2", "test3"):  # every test split stays closed without a written adoption rule
         with pytest.raises(SystemExit):
             runner.parse_args(["--split", split])
     assert runner.parse_args(["--split", "dev"]).split == "dev"

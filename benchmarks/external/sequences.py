@@ -1,9 +1,9 @@
 """The external benchmark's sequences: real photographs panned as video (``photos``), corrupted
 in runs by a third-party library (``corrupt``), generated once per split and cached as ``.npz``.
 
-Each split (``SPLITS``: dev, test, test2) is one seed; every sequence of it draws its photos' order, its
-camera paths, its run layout and its corruption seeds from that seed, so the splits share the
-photographs but not a single frame. The sequences (``SEQUENCES``):
+Each split (``SPLITS``: dev, test, test2, test3) is one seed; every sequence of it draws its
+photos' order, its camera paths, its run layout and its corruption seeds from that seed, so the
+splits share the photographs but not a single frame. The sequences (``SEQUENCES``):
 
 - ``shots``: short shots (20-60 frames) with a cut between each, 64 px;
 - ``drive``: three long single-scene drives (400 frames each), 128 px;
@@ -30,7 +30,7 @@ from benchmarks.external import photos
 from benchmarks.external.corrupt import CAPTURE, KINDS, SEVERITIES, corrupt, frame_seed
 
 # A test split is read once, to judge one candidate under its written rule (rules/), then spent.
-SPLITS: dict[str, int] = {"dev": 1, "test": 2, "test2": 3}
+SPLITS: dict[str, int] = {"dev": 1, "test": 2, "test2": 3, "test3": 4}
 # Bump when the generator changes: cached sequences of another version are not reused.
 VERSION = 1
 SENSOR_NOISE = 2.0  # every frame's Gaussian sensor noise at capture, std in uint8 units
