@@ -55,28 +55,31 @@ def test_combined_adds_up_the_evidence_of_several_terms():
         "lost_detail_tiles": rng.standard_normal(n),
         "bad_tiles": rng.standard_normal(n),
         "stuck_colour": rng.standard_normal(n),
+        "fine_detail": rng.standard_normal(n),
         "ssim": np.full(n, 0.9),
         "lapvar": np.full(n, 1e-3),
     }
     z["added_structure"][7], z["bad_tiles"][7] = 2.5, 2.5  # two failure modes part of the way (weak drops)
     z["added_structure"][9], z["bad_tiles"][9] = 3.0, 0.0  # one, somewhat louder (an odd clean frame)
-    for name in ("lost_detail", "lost_detail_tiles", "stuck_colour"):
+    for name in ("lost_detail", "lost_detail_tiles", "stuck_colour", "fine_detail"):
         z[name][[7, 9]] = np.median(z[name])  # neither frame off in detail or on the lens
     both, one = combined(z), loudest(z)
     assert one[9] > one[7]  # the loudest term alone prefers the single loud one
     assert both[7] > both[9]  # summed evidence prefers the frame that is off on two counts
     # the definition, written out: root-sum-square of the positive oriented robust z's, re-standardised
-    terms = np.stack(
-        [
-            robust_z(z["added_structure"]),
-            np.abs(robust_z(z["lost_detail"])),
-            np.abs(robust_z(z["lost_detail_tiles"])),
-            robust_z(z["bad_tiles"]),
-        ]
-    )
-    with_lens = np.concatenate([terms, robust_z(z["stuck_colour"])[None]])
-    np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(with_lens, 0, None) ** 2).sum(0))))
-    np.testing.assert_allclose(one, terms.max(0))  # loudest, the judgement's score, leaves stuck_colour out
+    parts = [
+        robust_z(z["added_structure"]),
+        np.abs(robust_z(z["lost_detail"])),
+        robust_z(z["bad_tiles"]),
+        robust_z(z["stuck_colour"]),
+        np.abs(robust_z(z["fine_detail"])),
+    ]
+    np.testing.assert_allclose(both, robust_z(np.sqrt((np.clip(np.stack(parts), 0, None) ** 2).sum(0))))
+    judged = [parts[0], parts[1], np.abs(robust_z(z["lost_detail_tiles"])), parts[2]]
+    # loudest, the trimming's score, still reads the tile ratio, and no model-free term
+    np.testing.assert_allclose(one, np.max(judged, axis=0))
+    z["lost_detail_tiles"][9] = 50.0  # the tile ratio no longer enters the default score
+    np.testing.assert_allclose(combined(z), both)
 
 
 def _detail_and_ssim(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -129,7 +132,8 @@ def test_score_frames_computes_every_score_in_one_pass():
     cfg = Config(data="x", image_size=32, channels=(8, 16), latent_dim=8, score_batch=5)
     model = CAE(image_size=32, latent_dim=8, channels=(8, 16))
     out = score_frames(model, images, cfg, torch.device("cpu"), SCORE_NAMES)
-    assert set(out) == set(SCORE_NAMES) | {"patch_err", "tile_rgb", "lost_detail", "lost_detail_tiles"}
+    ingredients = {"patch_err", "tile_rgb", "lost_detail", "lost_detail_tiles", "fine_detail"}
+    assert set(out) == set(SCORE_NAMES) | ingredients
     assert out.pop("patch_err").shape == (12, TILE_GRID**2)
     tiles = out.pop("tile_rgb")  # channel-major tile colour means of the input frames, 0-1
     want = images.reshape(12, TILE_GRID, 4, TILE_GRID, 4, 3).mean(axis=(2, 4)).transpose(0, 3, 1, 2) / 255.0
@@ -200,3 +204,29 @@ def test_combined_is_the_same_whether_or_not_stuck_colour_was_already_computed()
     without = {k: v for k, v in out.items() if k not in ("stuck_colour", "combined")}
     np.testing.assert_allclose(combined(without, persist=7), out["combined"], rtol=1e-5, atol=1e-6)
     assert not np.allclose(combined(without, persist=1), out["combined"], atol=1e-3)
+
+
+def test_fine_detail_reads_blur_and_noise_and_not_how_detailed_or_bright_the_scene_is():
+    """Known directions, from scipy's own filters: a blur takes the finest scale first, noise adds to
+    it, and a plainer (lower-contrast) or darker version of the same scene keeps the balance."""
+    from scipy import ndimage
+
+    from cae_fast.score.terms import Batch, _frame_stats
+
+    rng = np.random.default_rng(5)
+    # a natural-looking scene: smoothed noise at several scales, so every scale has detail
+    scene = sum(ndimage.gaussian_filter(rng.standard_normal((64, 64)), s) * s for s in (1, 2, 4, 8))
+    scene = 0.5 + 0.12 * scene / scene.std()
+    frames = {
+        "sharp": scene,
+        "blurred": ndimage.gaussian_filter(scene, 1.2),
+        "noisy": scene + 0.03 * rng.standard_normal(scene.shape),
+        "plain": 0.5 + 0.4 * (scene - 0.5),  # the same scene with 40% of its contrast
+        "darker": 0.6 * scene,
+    }
+    x = torch.from_numpy(np.clip(np.stack(list(frames.values())), 0, 1)).float()[:, None].repeat(1, 3, 1, 1)
+    got = _frame_stats(Batch(x, x, torch.zeros(5, 1), slice(0, 5)))["fine_detail"].tolist()
+    fine = dict(zip(frames, got, strict=True))
+    assert fine["blurred"] < fine["sharp"] - 0.5
+    assert fine["noisy"] > fine["sharp"] + 0.5
+    assert abs(fine["plain"] - fine["sharp"]) < 0.05 and abs(fine["darker"] - fine["sharp"]) < 0.05

@@ -171,18 +171,27 @@ def trim_score(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
 
 def combined(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     """The default score: the evidence of all failure modes together, the root-sum-square of the
-    positive ``network_terms`` and of the model-free ``stuck_colour`` term, in robust z units over the
+    positive robust z of ``added_structure``, |z| of ``lost_detail``, z of ``bad_tiles``, the
+    model-free ``stuck_colour`` and |z| of the model-free ``fine_detail``, in robust z units over the
     sequence. Higher = dirtier.
 
     A corrupted frame often raises two terms part of the way (a weak raindrop run: added_structure and
     bad_tiles) while a clean frame that looks odd mostly raises one; the largest term alone weighs both
-    the same. Measured against ``loudest`` on the same networks (docs/history.md, item 6; the
-    record's names are older: the mapping is in docs/method.md). ``stuck_colour`` sees what sits on
-    the lens even where the network learned to reproduce it (item 12); it is left out of
-    ``loudest``, which was measured without it. ``persist`` as for ``stuck_colour``: one already in
-    ``scores`` was computed with the same one (``score_frames``)."""
-    z = np.maximum(network_terms(scores), 0.0)
-    z = np.concatenate([z, np.maximum(_z(scores, _stuck_colour(scores, persist)), 0.0)[None]])
+    the same (docs/history.md, item 6). ``stuck_colour`` sees what sits on the lens even where the
+    network learned to reproduce it (item 12). ``fine_detail``, the frame's balance between its
+    finest scale and the next, reads blur and noise without reading how detailed the scene is; it
+    replaced the median tile's detail ratio, which read a plainer scene as lost detail
+    (docs/external.md, "The frame's own scale balance"). ``persist`` as for ``stuck_colour``: one
+    already in ``scores`` was computed with the same one (``score_frames``)."""
+    z = np.stack(
+        [
+            _z(scores, scores["added_structure"] if "added_structure" in scores else added_structure(scores)),
+            np.abs(_z(scores, scores["lost_detail"])),
+            _z(scores, scores["bad_tiles"] if "bad_tiles" in scores else bad_tiles(scores)),
+            _z(scores, _stuck_colour(scores, persist)),
+        ]
+    )
+    z = np.concatenate([np.maximum(z, 0.0), np.abs(_z(scores, scores["fine_detail"]))[None]])
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
 
@@ -196,7 +205,7 @@ COMBINED: dict[str, tuple[tuple[str, ...], Callable[..., np.ndarray]]] = {
     "added_structure": (("ssim", "lapvar"), added_structure),
     "loudest": (_ALL_TERMS, loudest),
     "trim_score": (_ALL_TERMS, trim_score),
-    "combined": (_ALL_TERMS, combined),
+    "combined": ((*_ALL_TERMS, "fine_detail"), combined),
 }
 # Combined scores that are terms of another: kept beside it, so a user sees which term flagged a frame.
 TERMS: dict[str, tuple[str, ...]] = {

@@ -77,6 +77,8 @@ def _pcc_mse(b: Batch) -> dict[str, torch.Tensor]:
 def _frame_stats(b: Batch) -> dict[str, torch.Tensor]:
     st = ops.frame_stats(b.x, b.recon)
     ssim, lap_x, lap_y, lap_mean_x = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    half = torch.nn.functional.avg_pool2d(b.x, 2)
+    lap_half = ops.frame_stats(half, half)[:, 1]
     return {
         "ssim": ssim,
         # log(detail of the reconstruction / detail of the frame). The CAE reproduces the detail a
@@ -85,6 +87,9 @@ def _frame_stats(b: Batch) -> dict[str, torch.Tensor]:
         "lost_detail": torch.log((lap_y + LAP_EPS) / (lap_x + LAP_EPS)),
         # The no-model baseline a user tries first: variance of the Laplacian (low = blurred).
         "lapvar": lap_x - lap_mean_x * lap_mean_x,
+        # log(detail at full resolution / detail at half resolution), no network: blur lowers it,
+        # noise raises it, and a plainer or busier scene moves both scales alike.
+        "fine_detail": torch.log((lap_x + LAP_EPS) / (lap_half + LAP_EPS)),
     }
 
 
@@ -126,6 +131,7 @@ SCORERS: dict[str, BatchScorer] = {
     "ssim": _frame_stats,
     "lost_detail": _frame_stats,
     "lapvar": _frame_stats,
+    "fine_detail": _frame_stats,
     "patch_err": _patch,  # (N, TILE_GRID**2) tile error map, the input of "bad_tiles"
     "tile_rgb": _tile_rgb,  # (N, 3 * TILE_GRID**2) tile colour means, the input of "stuck_colour"
     "lost_detail_tiles": _lost_detail_tiles,
@@ -145,7 +151,7 @@ TO_DIRTINESS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 # Per-frame scores a user can pick (--score). patch_err and tile_rgb are intermediate maps, and the
 # detail ratios are two-sided (a frame can be too sharp or too soft): they only enter the combined scores.
-INGREDIENTS = frozenset({"patch_err", "tile_rgb", "lost_detail", "lost_detail_tiles"})
+INGREDIENTS = frozenset({"patch_err", "tile_rgb", "lost_detail", "lost_detail_tiles", "fine_detail"})
 SCORE_NAMES = tuple(n for n in (*SCORERS, *COMBINED) if n not in INGREDIENTS)
 
 
