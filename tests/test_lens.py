@@ -49,7 +49,8 @@ def test_lens_is_a_term_of_the_default_score():
     frames[300:340, :, 16:24, 8:16] *= 0.3
     s = {"tile_rgb": _tiles(frames)}
     terms = {
-        name: np.zeros(600) for name in ("added_structure", "lost_detail", "lost_detail_tiles", "bad_tiles")
+        name: np.zeros(600)
+        for name in ("added_structure", "lost_detail", "lost_detail_tiles", "bad_tiles", "fine_detail")
     }
     z = combined({**terms, **s})
     np.testing.assert_allclose(z, robust_z(np.maximum(robust_z(stuck_colour(s)), 0.0)))

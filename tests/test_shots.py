@@ -78,7 +78,7 @@ def test_a_more_detailed_clean_scene_is_not_dirtier_within_its_own_shot():
     scores = {
         name: level + rng.standard_normal(n) for name in ("added_structure", "bad_tiles", "stuck_colour")
     }
-    scores |= {name: rng.standard_normal(n) for name in ("lost_detail", "lost_detail_tiles")}
+    scores |= {name: rng.standard_normal(n) for name in ("lost_detail", "lost_detail_tiles", "fine_detail")}
     whole = combined(scores)
     per_shot = combined({**scores, "shot": np.repeat([0, 1], [300, 100])})
     assert np.median(whole[300:]) > 4.0  # the scene itself is "dirty" against the sequence

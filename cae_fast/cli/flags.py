@@ -229,9 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=C.SCORE,
         help="per-frame score, higher = dirtier (glossary: docs/method.md): 'combined' (the evidence of "
         "every term together: root-sum-square of the positive robust z's of added_structure, "
-        "|lost_detail|, |lost_detail_tiles|, bad_tiles, stuck_colour), 'loudest' (the largest of the "
-        "first four), 'trim_score' (the larger of loudest and stuck_colour: the trimming's), "
-        "'added_structure' (1 - SSIM beyond what the frame's detail explains), 'bad_tiles' (worst tiles "
+        "|lost_detail|, bad_tiles, stuck_colour, |fine_detail|), 'loudest' (the largest of "
+        "added_structure, |lost_detail|, |lost_detail_tiles|, bad_tiles), 'trim_score' (the larger of "
+        "loudest and stuck_colour: the trimming's), 'added_structure' (1 - SSIM beyond what the "
+        "frame's detail explains), 'bad_tiles' (worst tiles "
         "against their own place), 'stuck_colour' (no network: tile colours stuck away from their "
         "place's running baseline), 'pcc' (1 - the paper's PCC), 'mse', 'ssim' (1 - SSIM), 'lapvar' "
         f"(minus the Laplacian variance: the no-model blur baseline), 'latent'; default {C.SCORE}",
