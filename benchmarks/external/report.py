@@ -11,6 +11,7 @@ from benchmarks.external.corrupt import KINDS, SEVERITIES
 
 ROW_NAMES = {
     "default": "cae_fast default",
+    "previous_default": "cae_fast, the default before",
     "shots": "cae_fast --shots",
     "paper": "paper-exact",
     "lapvar": "lapvar",
