@@ -125,14 +125,18 @@ def network_terms(scores: dict[str, np.ndarray]) -> np.ndarray:
     *cleaner* (the failure of the published reproduction); ``bad_tiles`` catches what covers part of
     the frame (mud, dirt). See docs/history.md, items 2 and 6.
     """
-    return np.stack(
-        [
-            _z(scores, scores["added_structure"] if "added_structure" in scores else added_structure(scores)),
-            np.abs(_z(scores, scores["lost_detail"])),
-            np.abs(_z(scores, scores["lost_detail_tiles"])),
-            _z(scores, scores["bad_tiles"] if "bad_tiles" in scores else bad_tiles(scores)),
-        ]
-    )
+    return _oriented(scores, "added_structure", "lost_detail", "lost_detail_tiles", "bad_tiles")
+
+
+def _oriented(scores: dict[str, np.ndarray], *names: str) -> np.ndarray:
+    """``(len(names), N)``: the named network terms' robust z, oriented so that higher = dirtier
+    (the detail ratios are two-sided: |z|)."""
+    made = {"added_structure": added_structure, "bad_tiles": bad_tiles}
+    rows = []
+    for name in names:
+        z = _z(scores, scores[name] if name in scores else made[name](scores))
+        rows.append(np.abs(z) if name.startswith("lost_detail") else z)
+    return np.stack(rows)
 
 
 def _z(scores: dict[str, np.ndarray], term: np.ndarray) -> np.ndarray:
@@ -183,15 +187,10 @@ def combined(scores: dict[str, np.ndarray], persist: int = 1) -> np.ndarray:
     replaced the median tile's detail ratio, which read a plainer scene as lost detail
     (docs/external.md, "The frame's own scale balance"). ``persist`` as for ``stuck_colour``: one
     already in ``scores`` was computed with the same one (``score_frames``)."""
-    z = np.stack(
-        [
-            _z(scores, scores["added_structure"] if "added_structure" in scores else added_structure(scores)),
-            np.abs(_z(scores, scores["lost_detail"])),
-            _z(scores, scores["bad_tiles"] if "bad_tiles" in scores else bad_tiles(scores)),
-            _z(scores, _stuck_colour(scores, persist)),
-        ]
-    )
-    z = np.concatenate([np.maximum(z, 0.0), np.abs(_z(scores, scores["fine_detail"]))[None]])
+    stuck = _z(scores, _stuck_colour(scores, persist))
+    fine = np.abs(_z(scores, scores["fine_detail"]))
+    z = np.concatenate([_oriented(scores, "added_structure", "lost_detail", "bad_tiles"), [stuck, fine]])
+    z = np.maximum(z, 0.0)
     return robust_z(np.sqrt((z * z).sum(axis=0)))
 
 
