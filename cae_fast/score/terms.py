@@ -77,8 +77,10 @@ def _pcc_mse(b: Batch) -> dict[str, torch.Tensor]:
 def _frame_stats(b: Batch) -> dict[str, torch.Tensor]:
     st = ops.frame_stats(b.x, b.recon)
     ssim, lap_x, lap_y, lap_mean_x = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    # The half-resolution frame's detail: the same Laplacian energy (laplacian.h) read as one whole-frame
+    # tile by patch_detail, which skips the SSIM that frame_stats would compute and throw away.
     half = torch.nn.functional.avg_pool2d(b.x, 2)
-    lap_half = ops.frame_stats(half, half)[:, 1]
+    lap_half = ops.patch_detail(half, half, half.shape[-1])[:, 0, 0, 0].double()
     return {
         "ssim": ssim,
         # log(detail of the reconstruction / detail of the frame). The CAE reproduces the detail a
